@@ -1,0 +1,9 @@
+"""Generic optimisers, each written once and shared by every model.
+
+All solvers work on a flat float64 parameter vector and return a
+:class:`SolverResult`.
+"""
+from ._common import SolverResult
+from .proxgrad import proximal_gradient
+
+__all__ = ["SolverResult", "proximal_gradient"]
