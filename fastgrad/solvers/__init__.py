@@ -5,5 +5,7 @@ All solvers work on a flat float64 parameter vector and return a
 """
 from ._common import SolverResult
 from .proxgrad import proximal_gradient
+from .newton import newton
+from .lbfgs import lbfgs
 
-__all__ = ["SolverResult", "proximal_gradient"]
+__all__ = ["SolverResult", "proximal_gradient", "newton", "lbfgs"]
