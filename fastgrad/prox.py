@@ -22,8 +22,9 @@ def group_l2(V, t):
     ----------
     V : array_like, shape (..., d)
         Each vector along the last axis is one group.
-    t : float
-        Threshold (step times penalty), ``t >= 0``.
+    t : float or array_like
+        Threshold (step times penalty), ``t >= 0``; an array of shape ``V.shape[:-1]``
+        gives one threshold per group (``inf`` forces the group to zero).
 
     Returns
     -------
@@ -39,7 +40,13 @@ def group_l2(V, t):
            [0. , 0. ]])
     """
     V = np.asarray(V, dtype=np.float64)
-    t = _check_t(t)
+    if np.ndim(t) == 0:
+        t = _check_t(t)
+    else:
+        t = np.asarray(t, dtype=np.float64)
+        if np.isnan(t).any() or (t < 0).any():
+            raise ValueError("t must be non-negative")
+        t = np.broadcast_to(t, V.shape[:-1])[..., None]
     norms = np.sqrt(np.sum(V * V, axis=-1, keepdims=True))
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(norms > t, 1.0 - t / np.where(norms > 0, norms, 1.0), 0.0)

@@ -1,0 +1,855 @@
+"""Hierarchical latent space model (HLSM) for multiplex networks.
+
+K layers (relations) over the same n nodes. Node ``i`` has a shared position
+``b_i`` and, in layer ``k``, a deviation ``eps_ik``; its layer position is
+``z_ik = b_i + eps_ik``. Ties are independent given the positions:
+
+    P(y_ijk = 1) = sigmoid(alpha_k - ||z_ik - z_jk||^2).
+
+:func:`fit` minimises the penalised negative log-likelihood
+
+    nll(b, eps, alpha) + lam * sum_k sum_i ||eps_ik||_2
+
+by accelerated proximal gradient descent. The group-lasso penalty sets whole
+deviation vectors exactly to zero: with ``lam`` large enough every node keeps
+one position in all layers; smaller ``lam`` lets the nodes whose ties differ
+most between layers move in those layers.
+
+Examples
+--------
+>>> from fastgrad import hlsm, datasets
+>>> data = datasets.load_florentine()
+>>> res = hlsm.fit(data.Y, lam=2.0, random_state=0)   # doctest: +SKIP
+>>> res.deviating.sum(axis=1)                           # doctest: +SKIP
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import prox as _prox
+from ._validation import check_random_state, check_scalar
+from .solvers import proximal_gradient
+
+__all__ = [
+    "fit", "fit_path", "lam_max", "procrustes_error", "nll_and_grad", "objective", "simulate", "encode_layers",
+    "HLSMResult", "HLSMPath", "HLSMTruth",
+]
+
+
+# ----------------------------------------------------------------------------- data
+
+def encode_layers(Y, *, directed=False, name="Y"):
+    """Validate multiplex data and encode it for the kernels.
+
+    Parameters
+    ----------
+    Y : array_like or sequence
+        Array of shape (K, n, n), or a sequence of K (n, n) matrices (NumPy,
+        scipy.sparse), or a :class:`fastgrad.datasets.Multiplex`. Entries are
+        0/1 (bool or numeric); NaN marks a missing dyad. The diagonal is ignored.
+    directed : bool, default=False
+        If False every layer must be symmetric (including its NaN pattern).
+    name : str
+        Argument name for error messages.
+
+    Returns
+    -------
+    ndarray of int8, shape (K, n, n)
+        1 tie, 0 no tie, -1 missing or diagonal. No float copy of Y is kept.
+    """
+    if hasattr(Y, "Y") and hasattr(Y, "layers"):  # a Multiplex
+        Y = Y.Y
+    layers = _layer_list(Y, name)
+    K = len(layers)
+    shapes = {tuple(A.shape) for A in layers}
+    for k, A in enumerate(layers):
+        if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"{name}: layer {k} must be a square (n, n) matrix, got shape {tuple(A.shape)}")
+    if len(shapes) != 1:
+        raise ValueError(f"{name}: layers must all have the same shape, got {sorted(shapes)}")
+    n = layers[0].shape[0]
+    if n < 3:
+        raise ValueError(f"{name}: at least 3 nodes are needed, got n={n}")
+    out = np.empty((K, n, n), dtype=np.int8)
+    for k, A in enumerate(layers):
+        out[k] = _encode_layer(A, k, name)
+        np.fill_diagonal(out[k], -1)
+        if not directed and not np.array_equal(out[k], out[k].T):
+            raise ValueError(f"{name}: layer {k} is not symmetric; pass directed=True for directed ties")
+        observed = out[k] >= 0
+        n_obs = int(observed.sum())
+        if n_obs == 0:
+            raise ValueError(f"{name}: layer {k} has no observed dyads (all missing)")
+        n_ties = int((out[k] == 1).sum())
+        if n_ties == 0 or n_ties == n_obs:
+            raise ValueError(f"{name}: layer {k} has {'no ties' if n_ties == 0 else 'only ties'}; "
+                             "its intercept alpha_k would be infinite")
+    return out
+
+
+def _layer_list(Y, name):
+    if isinstance(Y, np.ndarray):
+        if Y.ndim != 3:
+            raise ValueError(f"{name} must have shape (K, n, n), got ndim={Y.ndim} shape {Y.shape}")
+        return list(Y)
+    if hasattr(Y, "tocsr"):
+        raise ValueError(f"{name}: a single sparse matrix is one layer; pass a list of K layers")
+    if isinstance(Y, (list, tuple)):
+        if len(Y) == 0:
+            raise ValueError(f"{name} must contain at least one layer")
+        out = []
+        for k, A in enumerate(Y):
+            if hasattr(A, "tocoo"):
+                out.append(A)
+            else:
+                arr = np.asarray(A)
+                if arr.ndim != 2:
+                    raise ValueError(f"{name}: layer {k} must be 2-dimensional, got shape {arr.shape}")
+                out.append(arr)
+        return out
+    try:
+        arr = np.asarray(Y)
+    except Exception as exc:  # pragma: no cover - defensive
+        raise TypeError(f"{name} must be an array of shape (K, n, n) or a list of matrices: {exc}") from None
+    if arr.dtype == object:
+        raise TypeError(f"{name} must be numeric, got an object array")
+    return _layer_list(arr, name)
+
+
+def _encode_layer(A, k, name):
+    if hasattr(A, "tocoo"):
+        C = A.tocoo()
+        data = np.asarray(C.data, dtype=np.float64)
+        ok = (data == 0) | (data == 1) | np.isnan(data)
+        if not ok.all():
+            raise ValueError(f"{name}: layer {k} has entries other than 0, 1 or NaN (e.g. {data[~ok][0]})")
+        enc = np.zeros(A.shape, dtype=np.int8)
+        enc[C.row, C.col] = np.where(np.isnan(data), -1, data).astype(np.int8)
+        return enc
+    A = np.asarray(A)
+    if A.dtype == bool:
+        return A.astype(np.int8)
+    if not np.issubdtype(A.dtype, np.number):
+        raise TypeError(f"{name}: layer {k} must be numeric or bool, got dtype {A.dtype}")
+    if np.iscomplexobj(A):
+        raise TypeError(f"{name}: layer {k} must be real, got complex")
+    Af = A.astype(np.float64, copy=False)
+    nan = np.isnan(Af)
+    bad = ~(nan | (Af == 0) | (Af == 1))
+    np.fill_diagonal(bad, False)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(f"{name}: layer {k} has entries other than 0, 1 or NaN (Y[{k}, {i}, {j}] = {Af[i, j]})")
+    enc = np.where(nan, -1, Af).astype(np.int8)
+    return enc
+
+
+def _transposed(Yenc, directed):
+    return np.ascontiguousarray(Yenc.transpose(0, 2, 1)) if directed else Yenc
+
+
+# ----------------------------------------------------------------------------- likelihood
+
+def _check_params(b, eps, alpha, K, n):
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    eps = np.ascontiguousarray(eps, dtype=np.float64)
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    if b.ndim != 2 or b.shape[0] != n:
+        raise ValueError(f"b must have shape (n, d) = ({n}, d), got {b.shape}")
+    d = b.shape[1]
+    if eps.shape != (K, n, d):
+        raise ValueError(f"eps must have shape (K, n, d) = {(K, n, d)}, got {eps.shape}")
+    if alpha.shape != (K,):
+        raise ValueError(f"alpha must have shape (K,) = ({K},), got {alpha.shape}")
+    for nm, arr in (("b", b), ("eps", eps), ("alpha", alpha)):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{nm} contains NaN or infinite values")
+    return b, eps, alpha
+
+
+def nll_and_grad(Y, b, eps, alpha, *, directed=False):
+    """Negative log-likelihood of the HLSM and its gradients.
+
+    Parameters
+    ----------
+    Y : array_like, shape (K, n, n)
+        Multiplex adjacency (see :func:`encode_layers`).
+    b : array_like, shape (n, d)
+        Shared positions.
+    eps : array_like, shape (K, n, d)
+        Layer deviations.
+    alpha : array_like, shape (K,)
+        Layer intercepts.
+    directed : bool, default=False
+        Sum over ordered pairs i != j (True) or pairs j < i (False).
+
+    Returns
+    -------
+    nll : float
+    grad_b : ndarray, shape (n, d)
+    grad_eps : ndarray, shape (K, n, d)
+    grad_alpha : ndarray, shape (K,)
+    """
+    Yenc = encode_layers(Y, directed=directed)
+    K, n, _ = Yenc.shape
+    b, eps, alpha = _check_params(b, eps, alpha, K, n)
+    return _nll_grad_encoded(Yenc, _transposed(Yenc, directed), b, eps, alpha, directed)
+
+
+def _nll_grad_encoded(Yenc, YT, b, eps, alpha, directed):
+    from .kernels.hlsm import hlsm_nll_grad
+    z = b[None, :, :] + eps
+    grad_z = np.empty_like(z)
+    grad_alpha = np.empty_like(alpha)
+    nll = hlsm_nll_grad(Yenc, YT, z, alpha, directed, grad_z, grad_alpha)
+    return float(nll), grad_z.sum(axis=0), grad_z, grad_alpha
+
+
+def objective(Y, b, eps, alpha, lam, *, directed=False):
+    """Penalised objective ``nll + lam * sum_k sum_i ||eps_ik||_2``.
+
+    Parameters are as for :func:`nll_and_grad`, plus ``lam >= 0``.
+    """
+    lam = check_scalar(lam, "lam", lo=0.0)
+    Yenc = encode_layers(Y, directed=directed)
+    K, n, _ = Yenc.shape
+    b, eps, alpha = _check_params(b, eps, alpha, K, n)
+    from .kernels.hlsm import hlsm_nll
+    return float(hlsm_nll(Yenc, b[None] + eps, alpha, directed)) + lam * _group_norm_sum(eps)
+
+
+def _group_norm_sum(eps, weights=None):
+    norms = np.sqrt((eps * eps).sum(axis=-1))
+    if weights is not None:
+        with np.errstate(invalid="ignore"):
+            norms = np.where(norms > 0, weights * norms, 0.0)  # an infinite weight keeps eps at 0
+    return float(norms.sum())
+
+
+class _Problem:
+    """The penalised objective on a flat, rescaled vector x = [b*s_b, eps, alpha*s_a].
+
+    The curvature of the likelihood in alpha_k grows like the number of
+    dyads (n^2) and in b_i like K times that in eps_ik, while eps_ik's is of
+    order n. Solving in rescaled coordinates (a diagonal preconditioner that
+    leaves eps, and therefore the group-lasso prox, untouched) equalises them.
+    """
+
+    def __init__(self, Yenc, directed, d, lam, scale_b=1.0, scale_alpha=1.0, weights=None):
+        self.weights = weights
+        self.Y = Yenc
+        self.YT = _transposed(Yenc, directed)
+        self.directed = directed
+        self.K, self.n, _ = Yenc.shape
+        self.d = d
+        self.lam = lam
+        nb, ne = self.n * d, self.K * self.n * d
+        self.sb, self.se = slice(0, nb), slice(nb, nb + ne)
+        self.sa = slice(nb + ne, nb + ne + self.K)
+        self.scale = np.ones(nb + ne + self.K)
+        self.scale[self.sb] = scale_b
+        self.scale[self.sa] = scale_alpha
+
+    def pack(self, b, eps, alpha):
+        return np.concatenate([b.ravel(), eps.ravel(), alpha.ravel()]) * self.scale
+
+    def unpack(self, x):
+        p = x / self.scale
+        return (p[self.sb].reshape(self.n, self.d), p[self.se].reshape(self.K, self.n, self.d),
+                np.ascontiguousarray(p[self.sa]))
+
+    def fun(self, x):
+        b, eps, alpha = self.unpack(x)
+        nll, gb, ge, ga = _nll_grad_encoded(self.Y, self.YT, b, eps, alpha, self.directed)
+        return nll, np.concatenate([gb.ravel(), ge.ravel(), ga]) / self.scale
+
+    def fun_value(self, x):
+        from .kernels.hlsm import hlsm_nll
+        b, eps, alpha = self.unpack(x)
+        return float(hlsm_nll(self.Y, b[None] + eps, alpha, self.directed))
+
+    def prox(self, v, t):
+        if self.lam == 0.0:
+            return v
+        out = v.copy()
+        eps = v[self.se].reshape(self.K, self.n, self.d)
+        thr = t * self.lam if self.weights is None else (t * self.lam) * self.weights
+        out[self.se] = _prox.group_l2(eps, thr).ravel()
+        return out
+
+    def penalty(self, x):
+        if self.lam == 0.0:
+            return 0.0
+        return self.lam * _group_norm_sum(x[self.se].reshape(self.K, self.n, self.d), self.weights)
+
+
+def _curvature_scales(Yenc, b, alpha, directed, rng, n_pairs=100_000):
+    """Diagonal preconditioner: sqrt of curvature ratios (alpha : eps and b : eps)."""
+    K, n, d = Yenc.shape[0], b.shape[0], b.shape[1]
+    m = min(n_pairs, n * (n - 1))
+    i = rng.integers(0, n, size=m)
+    j = rng.integers(0, n - 1, size=m)
+    j = j + (j >= i)
+    d2 = ((b[i] - b[j]) ** 2).sum(axis=1)
+    h_alpha, h_pos = 0.0, 0.0
+    pairs_per_layer = n * (n - 1) / (1 if directed else 2)
+    for k in range(K):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (alpha[k] - d2)))
+        w = p * (1.0 - p)
+        h_alpha += pairs_per_layer * w.mean()
+        # d^2 nll / d z_ic^2 ~ sum_j p(1-p) 4 (z_ic - z_jc)^2 over the node's partners
+        h_pos += (n - 1) * (2 if directed else 1) * (w * 4.0 * d2 / d).mean()
+    h_alpha /= K
+    h_pos /= K
+    if not (h_alpha > 0 and h_pos > 0):
+        return float(np.sqrt(K)), 1.0
+    return float(np.sqrt(K)), float(np.sqrt(h_alpha / h_pos))
+
+
+# ----------------------------------------------------------------------------- results
+
+@dataclass
+class HLSMResult:
+    """A fitted hierarchical latent space model.
+
+    Attributes
+    ----------
+    b : ndarray, shape (n, d)
+        Shared positions, centred (column means zero).
+    eps : ndarray, shape (K, n, d)
+        Layer deviations; a row of exact zeros means the node sits at its
+        shared position in that layer.
+    alpha : ndarray, shape (K,)
+        Layer intercepts.
+    z : ndarray, shape (K, n, d)
+        Layer positions ``b + eps``.
+    lam : float
+        Group-lasso penalty used.
+    objective : float
+        Penalised objective at the solution.
+    nll : float
+        Negative log-likelihood at the solution.
+    n_iter : int
+        Solver iterations.
+    converged : bool
+        Whether the stopping rule was met.
+    history : ndarray
+        Objective after each iteration (never increasing).
+    directed : bool
+        Whether the data were treated as directed.
+    n_obs : int
+        Number of observed dyads entering the likelihood.
+    nodes, layers : list of str or None
+        Names, when the data came with names.
+    fit_time : float
+        Wall-clock seconds spent in :func:`fit`.
+    """
+
+    b: np.ndarray
+    eps: np.ndarray
+    alpha: np.ndarray
+    z: np.ndarray
+    lam: float
+    objective: float
+    nll: float
+    n_iter: int
+    converged: bool
+    history: np.ndarray
+    directed: bool = False
+    n_obs: int = 0
+    nodes: list = None
+    layers: list = None
+    fit_time: float = 0.0
+    layer_nll: np.ndarray = field(default=None, repr=False)
+    weights: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def deviating(self):
+        """Boolean (K, n): whether node i has a non-zero deviation in layer k."""
+        return np.any(self.eps != 0.0, axis=-1)
+
+    @property
+    def loglik(self):
+        """Log-likelihood at the solution (``-nll``)."""
+        return -self.nll
+
+    @property
+    def df(self):
+        """Degrees of freedom: positions less rigid motions, intercepts, non-zero deviations."""
+        K, n, d = self.eps.shape
+        return n * d - d * (d + 1) // 2 + K + d * int(self.deviating.sum())
+
+    @property
+    def bic(self):
+        """Bayesian information criterion ``2 nll + df log(n_obs)``."""
+        return 2.0 * self.nll + self.df * np.log(max(self.n_obs, 1))
+
+    def predict_proba(self):
+        """Link probabilities ``P(y_ijk = 1)``, shape (K, n, n), zero on the diagonal."""
+        from .kernels.hlsm import hlsm_pair_probabilities
+        return hlsm_pair_probabilities(np.ascontiguousarray(self.z), np.ascontiguousarray(self.alpha))
+
+    def summary(self):
+        """A per-layer text summary."""
+        K = self.alpha.shape[0]
+        names = self.layers or [f"layer{k}" for k in range(K)]
+        w = max(8, max(len(s) for s in names))
+        lines = [
+            f"HLSM fit: n={self.b.shape[0]} nodes, K={K} layers, d={self.b.shape[1]}, "
+            f"{'directed' if self.directed else 'undirected'}, lam={self.lam:g}",
+            f"objective {self.objective:.6f}  log-likelihood {self.loglik:.6f}  BIC {self.bic:.3f}",
+            f"iterations {self.n_iter}  converged {self.converged}  time {self.fit_time:.3f}s",
+            f"{'layer':<{w}s} {'alpha':>9s} {'deviating':>9s} {'loglik':>12s}",
+        ]
+        dev = self.deviating.sum(axis=1)
+        ll = -self.layer_nll if self.layer_nll is not None else np.full(K, np.nan)
+        for k in range(K):
+            lines.append(f"{names[k]:<{w}s} {self.alpha[k]:9.4f} {dev[k]:9d} {ll[k]:12.4f}")
+        return "\n".join(lines)
+
+    def plot(self, **kwargs):
+        """Plot shared positions and layer deviations; see :func:`fastgrad.plotting.plot_hlsm`."""
+        from .plotting import plot_hlsm
+        return plot_hlsm(self, **kwargs)
+
+    def save(self, path):
+        """Save all arrays and scalars to a ``.npz`` file."""
+        np.savez(path, b=self.b, eps=self.eps, alpha=self.alpha, z=self.z, lam=self.lam,
+                 objective=self.objective, nll=self.nll, n_iter=self.n_iter,
+                 converged=self.converged, history=self.history, directed=self.directed,
+                 n_obs=self.n_obs, nodes=np.array(self.nodes or [], dtype=str),
+                 layers=np.array(self.layers or [], dtype=str))
+
+
+@dataclass
+class HLSMPath:
+    """Fits along a decreasing ``lam`` grid (warm-started), with BIC selection.
+
+    Attributes
+    ----------
+    lams : ndarray
+        The grid, decreasing.
+    results : list of HLSMResult
+        One fit per value of ``lams``.
+    bic : ndarray
+        BIC of each fit.
+    best : HLSMResult
+        The fit with the smallest BIC.
+    """
+
+    lams: np.ndarray
+    results: list
+    bic: np.ndarray
+    best: HLSMResult
+
+
+@dataclass
+class HLSMTruth:
+    """Parameters that generated a :func:`simulate` data set."""
+
+    b: np.ndarray
+    eps: np.ndarray
+    alpha: np.ndarray
+    z: np.ndarray
+    deviating: np.ndarray
+
+    def probabilities(self):
+        """True link probabilities, shape (K, n, n)."""
+        from .kernels.hlsm import hlsm_pair_probabilities
+        return hlsm_pair_probabilities(np.ascontiguousarray(self.z), self.alpha)
+
+
+# ----------------------------------------------------------------------------- fitting
+
+def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, gtol=1e-5,
+        random_state=None, verbose=False, callback=None, accelerate=True, weights=None):
+    """Fit the HLSM by penalised maximum likelihood (accelerated proximal gradient).
+
+    Parameters
+    ----------
+    Y : array_like, shape (K, n, n), sequence of K (n, n) matrices, or Multiplex
+        Entries 0/1, NaN for a missing dyad; the diagonal is ignored. NumPy
+        arrays and scipy.sparse matrices are accepted.
+    lam : float
+        Group-lasso penalty on each deviation vector ``eps_ik`` (``lam >= 0``).
+        At or above :func:`lam_max` every deviation is exactly zero.
+    dim : int, default=2
+        Latent dimension ``d`` (``1 <= dim < n``).
+    directed : bool, default=False
+        Treat ties as directed (sum over ordered pairs) or undirected
+        (symmetric layers, pairs j < i).
+    init : {"mds", "random"} or HLSMResult, default="mds"
+        ``"mds"``: classical multidimensional scaling of the geodesic
+        distances of the union graph (as latentnet), intercepts from the
+        layer densities. ``"random"``: Gaussian shared positions drawn with
+        ``random_state``. An :class:`HLSMResult` warm-starts from its values.
+    max_iter : int, default=5000
+        Maximum proximal-gradient iterations.
+    tol : float, default=1e-8
+        Relative objective change at which to stop (with ``gtol``).
+    gtol : float, default=1e-5
+        Relative size of the proximal gradient mapping at which to stop.
+    random_state : None, int or numpy.random.Generator
+        Seed for ``init="random"`` and the MDS tie-breaking jitter; a fixed
+        value reproduces a fit exactly.
+    verbose : bool, default=False
+        Show progress.
+    callback : callable, optional
+        ``callback(iteration, state)`` with ``state`` a dict of ``b``, ``eps``,
+        ``alpha``; return True to stop.
+    accelerate : bool, default=True
+        FISTA momentum (with restart); False gives plain proximal gradient.
+    weights : array_like of shape (K, n), optional
+        Per-group penalty weights ``w_ik`` (penalty ``lam * sum w_ik ||eps_ik||``);
+        ``inf`` keeps a deviation at zero. Used by the adaptive group lasso of
+        :func:`fit_path`.
+
+    Returns
+    -------
+    HLSMResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgrad import hlsm
+    >>> Y, truth = hlsm.simulate(60, 2, random_state=1)
+    >>> res = hlsm.fit(Y, lam=5.0, random_state=1)
+    >>> res.b.shape, res.eps.shape
+    ((60, 2), (2, 60, 2))
+    """
+    t0 = time.perf_counter()
+    nodes = list(getattr(Y, "nodes", [])) or None
+    layers = list(getattr(Y, "layers", [])) or None
+    lam = check_scalar(lam, "lam", lo=0.0)
+    if not isinstance(directed, (bool, np.bool_)):
+        raise TypeError(f"directed must be a bool, got {type(directed).__name__}")
+    directed = bool(directed)
+    Yenc = encode_layers(Y, directed=directed)
+    K, n, _ = Yenc.shape
+    dim = check_scalar(dim, "dim", kind="int", lo=1)
+    if dim >= n:
+        raise ValueError(f"dim must be smaller than the number of nodes n={n}, got {dim}")
+    max_iter = check_scalar(max_iter, "max_iter", kind="int", lo=1)
+    tol = check_scalar(tol, "tol", lo=0.0)
+    rng = check_random_state(random_state)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (K, n):
+            raise ValueError(f"weights must have shape (K, n) = {(K, n)}, got {weights.shape}")
+        if np.isnan(weights).any() or (weights < 0).any():
+            raise ValueError("weights must be non-negative (inf allowed), without NaN")
+
+    if isinstance(init, HLSMResult):
+        if init.eps.shape != (K, n, dim):
+            raise ValueError(f"init: warm start has shape {init.eps.shape}, expected {(K, n, dim)}")
+        b0, eps0, alpha0 = init.b.copy(), init.eps.copy(), init.alpha.copy()
+        if weights is not None:
+            eps0[np.isinf(weights)] = 0.0
+    elif init == "mds":
+        b0, alpha0 = _init_mds(Yenc, dim, rng)
+        eps0 = np.zeros((K, n, dim))
+    elif init == "random":
+        b0, alpha0 = _init_random(Yenc, dim, rng)
+        eps0 = np.zeros((K, n, dim))
+    else:
+        raise ValueError(f"init must be 'mds', 'random' or an HLSMResult, got {init!r}")
+
+    scale_b, scale_alpha = _curvature_scales(Yenc, b0 + eps0.mean(axis=0), alpha0, directed, rng)
+    prob = _Problem(Yenc, directed, dim, lam, scale_b, scale_alpha, weights)
+    cb = None
+    if callback is not None:
+        def cb(it, x):
+            b, eps, alpha = prob.unpack(x)
+            return callback(it, {"b": b.copy(), "eps": eps.copy(), "alpha": alpha.copy()})
+    sol = proximal_gradient(prob.fun, prob.pack(b0, eps0, alpha0), prox=prob.prox,
+                            penalty=prob.penalty, fun_value=prob.fun_value, accelerate=accelerate,
+                            max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
+                            name="hlsm.fit")
+    b, eps, alpha = (a.copy() for a in prob.unpack(sol.x))
+    b -= b.mean(axis=0)  # the likelihood is translation invariant: centre the shared positions
+    z = b[None] + eps
+    layer_nll = _layer_nll(Yenc, z, alpha, directed)
+    nll = float(layer_nll.sum())
+    return HLSMResult(
+        b=b, eps=eps, alpha=alpha.copy(), z=z, lam=lam, objective=nll + lam * _group_norm_sum(eps, weights),
+        nll=nll, n_iter=sol.n_iter, converged=sol.converged, history=sol.history, weights=weights,
+        directed=directed, n_obs=_n_obs(Yenc, directed), nodes=nodes, layers=layers,
+        fit_time=time.perf_counter() - t0, layer_nll=layer_nll)
+
+
+def _n_obs(Yenc, directed):
+    n_obs = int((Yenc >= 0).sum())
+    return n_obs if directed else n_obs // 2
+
+
+def _layer_nll(Yenc, z, alpha, directed):
+    from .kernels.hlsm import hlsm_nll
+    return np.array([hlsm_nll(Yenc[k:k + 1], np.ascontiguousarray(z[k:k + 1]), alpha[k:k + 1], directed)
+                     for k in range(Yenc.shape[0])])
+
+
+def _logit_density(Yenc):
+    K = Yenc.shape[0]
+    out = np.empty(K)
+    for k in range(K):
+        obs = Yenc[k] >= 0
+        p = (Yenc[k] == 1).sum() / max(obs.sum(), 1)
+        p = min(max(p, 1e-6), 1 - 1e-6)
+        out[k] = np.log(p / (1 - p))
+    return out
+
+
+def _init_random(Yenc, dim, rng):
+    n = Yenc.shape[1]
+    b = rng.standard_normal((n, dim))
+    return b - b.mean(axis=0), _fit_intercepts(Yenc, b, rng)
+
+
+def _init_mds(Yenc, dim, rng):
+    """Classical MDS of geodesic distances of the union graph, then a scale and intercepts."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+    union = (Yenc == 1).any(axis=0)
+    union = union | union.T
+    D = shortest_path(csr_matrix(union.astype(np.float64)), method="D", directed=False, unweighted=True)
+    finite = np.isfinite(D)
+    D[~finite] = D[finite].max() + 1.0 if finite.any() else 1.0
+    n = D.shape[0]
+    D2 = D * D
+    J = D2 - D2.mean(axis=0, keepdims=True)
+    B = -0.5 * (J - J.mean(axis=1, keepdims=True))
+    vals, vecs = np.linalg.eigh(B)
+    order = np.argsort(vals)[::-1][:dim]
+    X = vecs[:, order] * np.sqrt(np.maximum(vals[order], 1e-12))
+    X += 1e-3 * rng.standard_normal(X.shape) * (np.abs(X).max() + 1.0)  # break exact ties
+    X -= X.mean(axis=0)
+    # scale so that tied pairs sit at squared distance ~1 on average
+    ti, tj = np.nonzero(np.triu(union, 1))
+    if ti.size:
+        msd = float(((X[ti] - X[tj]) ** 2).sum(axis=1).mean())
+        if msd > 0:
+            X /= np.sqrt(msd)
+    return X, _fit_intercepts(Yenc, X, rng)
+
+
+def _fit_intercepts(Yenc, b, rng, n_pairs=200_000, n_newton=30):
+    """Intercepts maximising the likelihood with positions fixed (Newton on a pair sample)."""
+    K, n, _ = Yenc.shape
+    m = min(n_pairs, n * (n - 1))
+    i = rng.integers(0, n, size=m)
+    j = rng.integers(0, n - 1, size=m)
+    j = j + (j >= i)
+    d2 = ((b[i] - b[j]) ** 2).sum(axis=1)
+    alpha = _logit_density(Yenc) + float(np.median(d2))
+    for k in range(K):
+        y = Yenc[k, i, j].astype(np.float64)
+        obs = y >= 0
+        yk, dk = y[obs], d2[obs]
+        a = alpha[k]
+        for _ in range(n_newton):
+            eta = a - dk
+            p = 0.5 * (1.0 + np.tanh(0.5 * eta))
+            g = (p - yk).sum()
+            h = (p * (1 - p)).sum() + 1e-12
+            step = g / h
+            a -= step
+            if abs(step) < 1e-10:
+                break
+        alpha[k] = a
+    return alpha
+
+
+def lam_max(Y, *, dim=2, directed=False, init="mds", random_state=None, **fit_kwargs):
+    """Smallest penalty at which every deviation is exactly zero.
+
+    Fits the model with ``eps = 0`` (one shared configuration) and returns
+    ``max_ik ||d nll / d eps_ik||_2`` there: by the optimality conditions of
+    the group lasso, ``eps = 0`` stays optimal for every ``lam >=`` this value.
+
+    Returns
+    -------
+    lam_max : float
+    shared_fit : HLSMResult
+        The fit with all deviations zero (at ``lam = lam_max``).
+    """
+    Yenc = encode_layers(Y, directed=directed)
+    big = fit(Yenc, 1e300, dim=dim, directed=directed, init=init, random_state=random_state, **fit_kwargs)
+    _, _, ge, _ = _nll_grad_encoded(Yenc, _transposed(Yenc, directed), big.b, big.eps, big.alpha, directed)
+    lmax = float(np.sqrt((ge * ge).sum(axis=-1)).max())
+    big.lam = lmax
+    big.objective = big.nll
+    return lmax, big
+
+
+def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=2,
+             directed=False, init="mds", random_state=None, **fit_kwargs):
+    """Fit a decreasing grid of penalties with warm starts and pick one by BIC.
+
+    The grid runs geometrically from :func:`lam_max` (all deviations zero) down
+    to ``lam_min_ratio * lam_max``; each fit starts from the previous one.
+    The selected fit minimises ``BIC = 2 nll + df log(n_obs)`` with
+    ``df = n d - d(d+1)/2 + K + d * (number of non-zero deviations)``.
+
+    With ``adaptive=True`` a second path follows (adaptive group lasso, Wang &
+    Leng 2008): weights ``w_ik = 1 / ||eps_ik||`` from the first path's BIC
+    smallest penalty of the first path (``inf`` where that deviation is
+    zero), which removes most of the
+    small spurious deviations that the plain group lasso keeps while leaving
+    large ones nearly unshrunk. The returned path is the second one.
+
+    Parameters
+    ----------
+    Y : array_like
+        As for :func:`fit`.
+    lams : sequence of float, optional
+        Explicit grid (sorted decreasing internally). Not allowed with ``adaptive``.
+    n_lams : int, default=8
+        Grid size when ``lams`` is not given.
+    lam_min_ratio : float, default=0.05
+        Smallest penalty relative to ``lam_max``.
+    adaptive : bool, default=False
+        Run the adaptive (reweighted) second stage.
+    dim, directed, init, random_state, **fit_kwargs
+        Passed to :func:`fit`.
+
+    Returns
+    -------
+    HLSMPath
+    """
+    Yenc = encode_layers(Y, directed=directed)
+    meta = {"nodes": list(getattr(Y, "nodes", [])) or None, "layers": list(getattr(Y, "layers", [])) or None}
+    n_lams = check_scalar(n_lams, "n_lams", kind="int", lo=1)
+    lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", lo=0.0, hi=1.0, lo_open=True)
+    kw = dict(dim=dim, directed=directed, random_state=random_state, **fit_kwargs)
+    if lams is None:
+        lmax, start = lam_max(Yenc, init=init, **kw)
+        grid = lmax * np.geomspace(1.0, lam_min_ratio, n_lams)
+        path = _run_path(Yenc, grid[1:], start, [start], None, kw)
+    else:
+        if adaptive:
+            raise ValueError("lams cannot be given with adaptive=True (the second grid depends on the weights)")
+        grid = np.sort(np.asarray(lams, dtype=np.float64))[::-1]
+        if grid.size == 0 or not np.isfinite(grid).all() or (grid < 0).any():
+            raise ValueError("lams must be a non-empty sequence of finite non-negative numbers")
+        path = _run_path(Yenc, grid, init, [], None, kw)
+    if adaptive:
+        first = path.results[-1]  # the least penalised fit is the initial estimator
+        norms = np.linalg.norm(first.eps, axis=-1)
+        with np.errstate(divide="ignore"):
+            weights = np.where(norms > 0, 1.0 / norms, np.inf)
+        _, _, ge, _ = _nll_grad_encoded(Yenc, _transposed(Yenc, directed), start.b, start.eps,
+                                        start.alpha, directed)
+        finite = np.isfinite(weights)
+        if finite.any():
+            lmax_w = float((np.linalg.norm(ge, axis=-1)[finite] / weights[finite]).max())
+            grid = lmax_w * np.geomspace(1.0, lam_min_ratio, n_lams)
+            path = _run_path(Yenc, grid, start, [], weights, kw)
+    for res in path.results:
+        res.nodes, res.layers = meta["nodes"], meta["layers"]
+    return path
+
+
+def _run_path(Yenc, grid, start, results, weights, kw):
+    results = list(results)
+    for lam in grid:
+        res = fit(Yenc, float(lam), init=start, weights=weights, **kw)
+        results.append(res)
+        start = res
+    lams = np.array([r.lam for r in results])
+    bic = np.array([r.bic for r in results])
+    return HLSMPath(lams=lams, results=results, bic=bic, best=results[int(np.argmin(bic))])
+
+
+# ----------------------------------------------------------------------------- simulation
+
+def simulate(n, K, *, dim=2, alpha=None, deviating_layers=(0,), frac_deviating=1 / 3,
+             deviation_scale=1.5, missing=0.0, directed=False, random_state=None):
+    """Simulate a multiplex network from the HLSM.
+
+    Shared positions ``b_i ~ N(0, I_d)``; in each layer of ``deviating_layers``
+    a random ``frac_deviating`` share of the nodes gets a deviation
+    ``eps_ik = deviation_scale * u`` with ``u`` uniform on the unit sphere;
+    every other deviation is exactly zero.
+
+    Parameters
+    ----------
+    n, K : int
+        Nodes (``n >= 3``) and layers (``K >= 1``).
+    dim : int, default=2
+        Latent dimension.
+    alpha : array_like of shape (K,), optional
+        Intercepts; default ``linspace(0.5, 1.5, K)``.
+    deviating_layers : sequence of int, default=(0,)
+        Layers in which some nodes deviate.
+    frac_deviating : float, default=1/3
+        Share of nodes deviating in each of those layers.
+    deviation_scale : float, default=1.5
+        Length of each deviation vector.
+    missing : float, default=0.0
+        Share of dyads set to NaN (missing), symmetric if undirected.
+    directed : bool, default=False
+        Draw each ordered pair independently.
+    random_state : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    Y : ndarray, shape (K, n, n)
+        0/1 adjacency (NaN where missing), zero diagonal.
+    truth : HLSMTruth
+    """
+    n = check_scalar(n, "n", kind="int", lo=3)
+    K = check_scalar(K, "K", kind="int", lo=1)
+    dim = check_scalar(dim, "dim", kind="int", lo=1)
+    frac_deviating = check_scalar(frac_deviating, "frac_deviating", lo=0.0, hi=1.0)
+    deviation_scale = check_scalar(deviation_scale, "deviation_scale", lo=0.0)
+    missing = check_scalar(missing, "missing", lo=0.0, hi=1.0, hi_open=True)
+    rng = check_random_state(random_state)
+    alpha = np.linspace(0.5, 1.5, K) if alpha is None else np.asarray(alpha, dtype=np.float64)
+    if alpha.shape != (K,):
+        raise ValueError(f"alpha must have shape ({K},), got {alpha.shape}")
+    b = rng.standard_normal((n, dim))
+    b -= b.mean(axis=0)
+    eps = np.zeros((K, n, dim))
+    dev = np.zeros((K, n), dtype=bool)
+    for k in deviating_layers:
+        if not 0 <= k < K:
+            raise ValueError(f"deviating_layers has {k}, outside 0..{K - 1}")
+        idx = rng.choice(n, size=int(round(frac_deviating * n)), replace=False)
+        u = rng.standard_normal((idx.size, dim))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        eps[k, idx] = deviation_scale * u
+        dev[k, idx] = True
+    z = b[None] + eps
+    truth = HLSMTruth(b=b, eps=eps, alpha=alpha, z=z, deviating=dev)
+    P = truth.probabilities()
+    Y = (rng.random((K, n, n)) < P).astype(np.float64)
+    if not directed:
+        Y = np.triu(Y, 1)
+        Y = Y + Y.transpose(0, 2, 1)
+    if missing > 0:
+        M = rng.random((K, n, n)) < missing
+        if not directed:
+            M = np.triu(M, 1)
+            M = M | M.transpose(0, 2, 1)
+        Y[M] = np.nan
+    for k in range(K):
+        np.fill_diagonal(Y[k], 0.0)
+    return Y, truth
+
+
+def procrustes_error(X, Y):
+    """RMS distance between ``X`` and ``Y`` after the best rotation/reflection and translation of X.
+
+    Useful to compare fitted positions with the truth (positions are defined
+    up to rigid motions).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    U, _, Vt = np.linalg.svd(Xc.T @ Yc)
+    R = U @ Vt
+    return float(np.sqrt(((Xc @ R - Yc) ** 2).sum(axis=1).mean()))
+
