@@ -7,5 +7,9 @@ from ._common import SolverResult
 from .proxgrad import proximal_gradient
 from .newton import newton
 from .lbfgs import lbfgs
+from .gd import gradient_descent
+from .momentum import heavy_ball
+from .sgd import sgd
 
-__all__ = ["SolverResult", "proximal_gradient", "newton", "lbfgs"]
+__all__ = ["SolverResult", "proximal_gradient", "newton", "lbfgs",
+           "gradient_descent", "heavy_ball", "sgd"]
