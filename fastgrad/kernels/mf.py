@@ -1,0 +1,472 @@
+"""Biased matrix factorisation kernels: per-rating SGD, block-stratified parallel SGD,
+prediction and error sums.
+
+Model: ``r_hat(u, i) = mu + bu[u] + bi[i] + P[u] . Q[i]`` with ``mu`` fixed (the
+training mean). Each rating contributes the per-rating loss
+
+``f = e^2 + reg * (||P[u]||^2 + ||Q[i]||^2) + reg_bias * (bu[u]^2 + bi[i]^2)``,
+``e = r - r_hat``,
+
+whose exact gradient is (:func:`mf_rating_loss_grad`)
+
+``df/dbu[u] = -2 e + 2 reg_bias bu[u]``,  ``df/dbi[i] = -2 e + 2 reg_bias bi[i]``,
+``df/dP[u] = -2 e Q[i] + 2 reg P[u]``,    ``df/dQ[i] = -2 e P[u] + 2 reg Q[i]``.
+
+An SGD step moves every parameter by ``-(lr / 2) * gradient`` -- the factor 2 is
+folded into the learning rate, as in scikit-surprise's SVD -- so that
+
+``bu += lr (e - reg_bias bu)``, ``bi += lr (e - reg_bias bi)``,
+``P[u] += lr (e Q[i] - reg P[u])``, ``Q[i] += lr (e P_old[u] - reg Q[i])``
+
+with ``e`` computed once before the step (it DESCENDS the loss).
+
+Index conventions: ``users`` and ``items`` are integer row indices into
+``bu``/``P`` and ``bi``/``Q``; in :func:`mf_predict` and :func:`mf_error_sums`
+an index of ``-1`` means "unknown", whose bias and factor terms are dropped.
+
+Parallel SGD (:func:`mf_sgd_epoch_blocked`) follows DSGD / FPSG: users and items
+are partitioned into ``B`` blocks each (:func:`mf_partition`), ratings are
+grouped by (user block, item block) (:func:`mf_block_schedule`), and an epoch is
+``B`` sub-epochs; in sub-epoch ``s`` the blocks ``(b, (b + s) mod B)`` for
+``b = 0..B-1`` -- one stratum, pairwise disjoint in users and in items -- run in
+parallel with ``prange``. No two threads ever update the same user or item row
+at the same time, and each block is processed by one thread in a fixed order, so
+the result depends on ``B`` and the seeds only, never on timing or on the number
+of threads.
+
+Shuffling uses a counter-based SplitMix64 stream (:func:`mf_shuffle`,
+:func:`mf_shuffle_blocks`), so it is reproducible from a seed inside parallel
+code.
+"""
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
+    "mf_sgd_epoch_blocked", "mf_partition", "mf_block_schedule", "mf_stratum_blocks",
+    "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums",
+]
+
+_FASTMATH = {"contract", "reassoc"}   # FMA + vectorised dot products; no nnan/ninf
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0     # 2**-53
+_N_CHUNKS = 64                        # fixed reduction chunks: thread-count independent
+
+
+# ----------------------------------------------------------------------------- RNG
+@njit(cache=True, inline="always")
+def _splitmix64(state):
+    """Advance a SplitMix64 state; return ``(new_state, 64 random bits)``."""
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return state, z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
+def _shuffle_range(users, items, ratings, start, stop, seed):
+    """Fisher-Yates shuffle of the triples in ``[start, stop)`` from ``seed``."""
+    state = np.uint64(seed)
+    for k in range(stop - 1, start, -1):
+        state, x = _splitmix64(state)
+        j = start + int((x >> _S11) * _INV53 * (k - start + 1))
+        if j != k:
+            tu = users[k]
+            users[k] = users[j]
+            users[j] = tu
+            ti = items[k]
+            items[k] = items[j]
+            items[j] = ti
+            tr = ratings[k]
+            ratings[k] = ratings[j]
+            ratings[j] = tr
+
+
+@njit(cache=True)
+def mf_shuffle(users, items, ratings, seed):
+    """Shuffle the rating triples in place (same permutation for the three arrays).
+
+    Parameters
+    ----------
+    users, items : int array, shape (n,)
+        Row indices, permuted in place.
+    ratings : float array, shape (n,)
+        Ratings, permuted in place.
+    seed : int or uint64
+        Seed of the SplitMix64 stream; equal seeds give equal permutations.
+    """
+    _shuffle_range(users, items, ratings, 0, users.shape[0], np.uint64(seed))
+
+
+@njit(cache=True, parallel=True)
+def mf_shuffle_blocks(users, items, ratings, block_ptr, seed):
+    """Shuffle the triples inside each block ``[block_ptr[k], block_ptr[k+1])`` in place.
+
+    Blocks are shuffled in parallel; block ``k`` uses a stream derived from
+    ``(seed, k)``, so the outcome does not depend on the thread count.
+
+    Parameters
+    ----------
+    users, items, ratings : arrays, shape (n,)
+        Rating triples grouped by block (see :func:`mf_block_schedule`).
+    block_ptr : int64 array, shape (n_cells + 1,)
+        Block boundaries.
+    seed : int or uint64
+        Base seed.
+    """
+    nb = block_ptr.shape[0] - 1
+    base = np.uint64(seed)
+    for k in prange(nb):
+        s, bits = _splitmix64(base ^ (np.uint64(k) * _MIX1))
+        _shuffle_range(users, items, ratings, block_ptr[k], block_ptr[k + 1], bits)
+
+
+# ----------------------------------------------------------------------------- SGD
+@njit(cache=True)
+def mf_rating_loss_grad(r, mu, bu_u, bi_i, p, q, reg, reg_bias, grad_p, grad_q):
+    """Per-rating loss and its exact gradient (factor 2 included).
+
+    ``f = e^2 + reg (||p||^2 + ||q||^2) + reg_bias (bu_u^2 + bi_i^2)`` with
+    ``e = r - (mu + bu_u + bi_i + p . q)``.
+
+    Parameters
+    ----------
+    r, mu, bu_u, bi_i : float
+        Rating, global mean, user bias and item bias.
+    p, q : float array, shape (k,)
+        User and item factor rows.
+    reg, reg_bias : float
+        Penalties of the factors and of the biases.
+    grad_p, grad_q : float array, shape (k,)
+        Output: ``df/dp`` and ``df/dq``.
+
+    Returns
+    -------
+    (f, df_dbu, df_dbi) : tuple of float
+    """
+    k = p.shape[0]
+    dot = 0.0
+    sq = 0.0
+    for f in range(k):
+        dot += p[f] * q[f]
+        sq += p[f] * p[f] + q[f] * q[f]
+    e = r - (mu + bu_u + bi_i + dot)
+    for f in range(k):
+        grad_p[f] = -2.0 * e * q[f] + 2.0 * reg * p[f]
+        grad_q[f] = -2.0 * e * p[f] + 2.0 * reg * q[f]
+    loss = e * e + reg * sq + reg_bias * (bu_u * bu_u + bi_i * bi_i)
+    return loss, -2.0 * e + 2.0 * reg_bias * bu_u, -2.0 * e + 2.0 * reg_bias * bi_i
+
+
+@njit(cache=True, inline="always", fastmath=_FASTMATH)
+def _sgd_update(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias, upd_u, upd_i):
+    """One SGD step on rating (u, i, r); returns the squared error before the step."""
+    k = P.shape[1]
+    dot = 0.0
+    for f in range(k):
+        dot += P[u, f] * Q[i, f]
+    e = r - (mu + bu[u] + bi[i] + dot)
+    # p += lr (e q - reg p)  ==  (1 - lr reg) p + (lr e) q
+    shrink = 1.0 - lr * reg
+    le = lr * e
+    if upd_u and upd_i:
+        bu[u] += lr * (e - reg_bias * bu[u])
+        bi[i] += lr * (e - reg_bias * bi[i])
+        for f in range(k):
+            pf = P[u, f]
+            qf = Q[i, f]
+            P[u, f] = shrink * pf + le * qf
+            Q[i, f] = shrink * qf + le * pf
+    elif upd_u:
+        bu[u] += lr * (e - reg_bias * bu[u])
+        for f in range(k):
+            P[u, f] = shrink * P[u, f] + le * Q[i, f]
+    elif upd_i:
+        bi[i] += lr * (e - reg_bias * bi[i])
+        for f in range(k):
+            Q[i, f] = shrink * Q[i, f] + le * P[u, f]
+    return e * e
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def mf_sgd_step(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias):
+    """One SGD step on a single rating, in place; returns ``e^2`` before the step.
+
+    Parameters
+    ----------
+    u, i : int
+        User and item row indices.
+    r : float
+        The rating.
+    mu : float
+        Global mean (fixed).
+    bu, bi : float arrays, shapes (n_users,), (n_items,)
+        Biases, updated in place.
+    P, Q : float arrays, shapes (n_users, k), (n_items, k)
+        Factors, updated in place.
+    lr, reg, reg_bias : float
+        Learning rate (factor 2 of the gradient folded in) and penalties.
+    """
+    return _sgd_update(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias, True, True)
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def mf_sgd_epoch(users, items, ratings, mu, bu, bi, P, Q, lr, reg, reg_bias):
+    """One serial SGD epoch over the ratings in array order (shuffle them first).
+
+    Parameters
+    ----------
+    users, items : int arrays, shape (n,)
+        Row indices into ``bu``/``P`` and ``bi``/``Q``.
+    ratings : float array, shape (n,)
+        Ratings, visited in this order.
+    mu, bu, bi, P, Q, lr, reg, reg_bias
+        As in :func:`mf_sgd_step`; ``bu, bi, P, Q`` are updated in place.
+
+    Returns
+    -------
+    float
+        Sum of squared errors, each taken just before its rating's step
+        (a free running estimate of the training SSE).
+    """
+    sse = 0.0
+    for t in range(ratings.shape[0]):
+        sse += _sgd_update(users[t], items[t], ratings[t], mu, bu, bi, P, Q,
+                           lr, reg, reg_bias, True, True)
+    return sse
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def mf_sgd_epoch_masked(users, items, ratings, mu, bu, bi, P, Q, lr, reg, reg_bias,
+                        user_free, item_free):
+    """Serial SGD epoch that updates only the rows flagged as free (fold-in).
+
+    Same as :func:`mf_sgd_epoch`, except that user ``u``'s bias and factors move
+    only if ``user_free[u]``, and item ``i``'s only if ``item_free[i]``;
+    ratings whose user and item are both fixed are skipped (and not counted).
+
+    Parameters
+    ----------
+    user_free, item_free : bool arrays, shapes (n_users,), (n_items,)
+        Which rows are trained.
+
+    Returns
+    -------
+    (sse, count) : (float, int)
+        Running squared-error sum and the number of ratings used.
+    """
+    sse = 0.0
+    cnt = 0
+    for t in range(ratings.shape[0]):
+        u = users[t]
+        i = items[t]
+        fu = user_free[u]
+        fi = item_free[i]
+        if fu or fi:
+            sse += _sgd_update(u, i, ratings[t], mu, bu, bi, P, Q, lr, reg, reg_bias, fu, fi)
+            cnt += 1
+    return sse, cnt
+
+
+@njit(cache=True, inline="always")
+def mf_stratum_blocks(s, b, n_blocks):
+    """Cell index of the block run by worker ``b`` in stratum ``s``.
+
+    Stratum ``s`` is the set of blocks ``(b, (b + s) mod B)``, ``b = 0..B-1``:
+    every user block and every item block appears exactly once in it. The cell
+    index is ``user_block * B + item_block``.
+    """
+    return b * n_blocks + (b + s) % n_blocks
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def mf_sgd_epoch_blocked(users, items, ratings, block_ptr, n_blocks, strata,
+                         mu, bu, bi, P, Q, lr, reg, reg_bias):
+    """One block-stratified parallel SGD epoch (DSGD / FPSG schedule).
+
+    Parameters
+    ----------
+    users, items, ratings : arrays, shape (n,)
+        Rating triples grouped by cell ``user_block * B + item_block``
+        (output of :func:`mf_block_schedule`), in the order to be visited
+        within each cell.
+    block_ptr : int64 array, shape (B * B + 1,)
+        Cell boundaries.
+    n_blocks : int
+        ``B``.
+    strata : int array, shape (B,)
+        Order of the sub-epochs: a permutation of ``0..B-1``. In sub-epoch
+        ``strata[t]`` the ``B`` cells of that stratum (see
+        :func:`mf_stratum_blocks`) run in parallel.
+    mu, bu, bi, P, Q, lr, reg, reg_bias
+        As in :func:`mf_sgd_epoch`.
+
+    Returns
+    -------
+    float
+        Running sum of squared errors (summed per cell, then in cell order).
+    """
+    B = n_blocks
+    cell_sse = np.zeros(B * B)
+    for t in range(strata.shape[0]):
+        s = strata[t]
+        for b in prange(B):
+            c = mf_stratum_blocks(s, b, B)
+            acc = 0.0
+            for j in range(block_ptr[c], block_ptr[c + 1]):
+                acc += _sgd_update(users[j], items[j], ratings[j], mu, bu, bi, P, Q,
+                                   lr, reg, reg_bias, True, True)
+            cell_sse[c] = acc
+    total = 0.0
+    for c in range(B * B):
+        total += cell_sse[c]
+    return total
+
+
+# ----------------------------------------------------------------------------- schedule
+@njit(cache=True)
+def mf_partition(counts, n_blocks, order):
+    """Split rows into ``n_blocks`` groups with nearly equal rating counts.
+
+    Rows are taken by decreasing count (ties in the order given by ``order``,
+    e.g. a random permutation) and dealt in "snake" order 0..B-1, B-1..0, ...
+
+    Parameters
+    ----------
+    counts : int array, shape (m,)
+        Ratings per row.
+    n_blocks : int
+        Number of blocks ``B >= 1``.
+    order : int array, shape (m,)
+        A permutation of ``0..m-1`` used to break ties.
+
+    Returns
+    -------
+    int64 array, shape (m,)
+        Block of every row.
+    """
+    m = counts.shape[0]
+    keyed = np.empty(m, dtype=np.int64)
+    for t in range(m):
+        keyed[t] = counts[order[t]]
+    idx = np.argsort(-keyed, kind="mergesort")        # stable
+    block = np.empty(m, dtype=np.int64)
+    for t in range(m):
+        r = t % (2 * n_blocks)
+        block[order[idx[t]]] = r if r < n_blocks else 2 * n_blocks - 1 - r
+    return block
+
+
+@njit(cache=True)
+def mf_block_schedule(users, items, user_block, item_block, n_blocks):
+    """Group ratings by cell ``user_block[u] * B + item_block[i]`` (stable counting sort).
+
+    Parameters
+    ----------
+    users, items : int arrays, shape (n,)
+        Row indices of each rating.
+    user_block, item_block : int arrays
+        Block of every user row / item row (see :func:`mf_partition`).
+    n_blocks : int
+        ``B``.
+
+    Returns
+    -------
+    block_ptr : int64 array, shape (B * B + 1,)
+        Cell ``c`` holds ``perm[block_ptr[c]:block_ptr[c + 1]]``.
+    perm : int64 array, shape (n,)
+        Rating indices grouped by cell, in their original relative order.
+    """
+    n = users.shape[0]
+    nc = n_blocks * n_blocks
+    ptr = np.zeros(nc + 1, dtype=np.int64)
+    cell = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        c = user_block[users[t]] * n_blocks + item_block[items[t]]
+        cell[t] = c
+        ptr[c + 1] += 1
+    for c in range(nc):
+        ptr[c + 1] += ptr[c]
+    fill = ptr[:-1].copy()
+    perm = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        c = cell[t]
+        perm[fill[c]] = t
+        fill[c] += 1
+    return ptr, perm
+
+
+# ----------------------------------------------------------------------------- predict
+@njit(cache=True, inline="always", fastmath=_FASTMATH)
+def _predict_one(u, i, mu, bu, bi, P, Q, lo, hi):
+    r = mu
+    if u >= 0:
+        r += bu[u]
+    if i >= 0:
+        r += bi[i]
+        if u >= 0:
+            for f in range(P.shape[1]):
+                r += P[u, f] * Q[i, f]
+    if r < lo:
+        r = lo
+    elif r > hi:
+        r = hi
+    return r
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def mf_predict(users, items, mu, bu, bi, P, Q, lo, hi, out):
+    """Predicted ratings ``mu + bu[u] + bi[i] + P[u] . Q[i]`` clipped to ``[lo, hi]``.
+
+    Parameters
+    ----------
+    users, items : int arrays, shape (n,)
+        Row indices; ``-1`` marks an unknown user/item, whose bias and the
+        dot product are dropped (fallback to the known terms).
+    mu, bu, bi, P, Q
+        Model parameters.
+    lo, hi : float
+        Clipping bounds (``-inf, inf`` for none).
+    out : float array, shape (n,)
+        Output.
+    """
+    for t in prange(users.shape[0]):
+        out[t] = _predict_one(users[t], items[t], mu, bu, bi, P, Q, lo, hi)
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi):
+    """Sums of squared and absolute prediction errors, ``(sse, sae)``.
+
+    Predictions as in :func:`mf_predict`. The sums are taken over a fixed
+    number of chunks, then added in chunk order, so they do not depend on the
+    thread count.
+    """
+    n = users.shape[0]
+    nch = min(_N_CHUNKS, max(n, 1))
+    sse_c = np.zeros(nch)
+    sae_c = np.zeros(nch)
+    for c in prange(nch):
+        a = (n * c) // nch
+        z = (n * (c + 1)) // nch
+        s2 = 0.0
+        s1 = 0.0
+        for t in range(a, z):
+            e = ratings[t] - _predict_one(users[t], items[t], mu, bu, bi, P, Q, lo, hi)
+            s2 += e * e
+            s1 += abs(e)
+        sse_c[c] = s2
+        sae_c[c] = s1
+    sse = 0.0
+    sae = 0.0
+    for c in range(nch):
+        sse += sse_c[c]
+        sae += sae_c[c]
+    return sse, sae

@@ -1,0 +1,908 @@
+"""Biased matrix factorisation trained by (parallel) stochastic gradient descent.
+
+Model: ``r_hat(u, i) = mu + bu[u] + bi[i] + P[u] . Q[i]`` where ``mu`` is the
+training mean (not learned). Each observed rating contributes the per-rating loss
+
+``f = e^2 + reg (||P[u]||^2 + ||Q[i]||^2) + reg_bias (bu[u]^2 + bi[i]^2)``,
+``e = r - r_hat``,
+
+and SGD moves every parameter by ``-(lr / 2) * grad f`` (the factor 2 of the
+gradient is folded into the learning rate, exactly as in scikit-surprise's
+``SVD``, whose defaults are used here). The reported ``objective`` is the mean
+of ``f`` over the training ratings.
+
+With more than one thread, epochs follow a block-stratified schedule (DSGD /
+FPSG): users and items are split into ``B`` blocks each and the ``B`` blocks of
+one stratum -- pairwise disjoint in users and items -- run in parallel, so no
+two threads ever update the same row. A fixed ``random_state`` and ``n_blocks``
+(by default ``2 * n_threads``) reproduce a fit exactly.
+
+Examples
+--------
+>>> from fastgrad import mf
+>>> model = mf.fit(users, items, ratings, n_factors=50, random_state=0)  # doctest: +SKIP
+>>> model.predict(["alice"], ["matrix"])                                  # doctest: +SKIP
+"""
+import json
+import math
+import numbers
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import (as_float_array, check_choice, check_consistent_length,
+                          check_random_state, check_scalar)
+from ._warnings import ConvergenceWarning
+
+__all__ = ["fit", "MFModel", "load", "simulate", "as_triples"]
+
+_SEED_HIGH = 2**63 - 1
+
+
+# ============================================================================ ids
+class _IdIndex:
+    """Maps arbitrary hashable ids to rows ``0..m-1`` (and back via ``ids``)."""
+
+    def __init__(self, ids):
+        self.ids = ids
+        self._dict = None
+        self._sorter = None
+        if ids.dtype.kind in "iufbUS":
+            self._sorter = np.argsort(ids, kind="stable")
+        else:
+            self._dict = {v: k for k, v in enumerate(ids.tolist())}
+
+    def __len__(self):
+        return len(self.ids)
+
+    @classmethod
+    def build(cls, values):
+        """Index of the distinct ``values`` and the row of every value."""
+        ids, codes = _factorize(values)
+        return cls(ids), codes
+
+    def lookup(self, values):
+        """Row of every value, ``-1`` where unknown."""
+        values = np.asarray(values)
+        n = values.shape[0]
+        if len(self.ids) == 0 or n == 0:
+            return np.full(n, -1, dtype=np.int64)
+        if self._dict is not None or values.dtype.kind not in "iufbUS":
+            d = self._dict if self._dict is not None else {v: k for k, v in enumerate(self.ids.tolist())}
+            return np.fromiter((d.get(v, -1) for v in values.tolist()), dtype=np.int64, count=n)
+        if (values.dtype.kind in "US") != (self.ids.dtype.kind in "US"):
+            return np.full(n, -1, dtype=np.int64)        # strings vs numbers: nothing matches
+        srt = self.ids[self._sorter]
+        pos = np.searchsorted(srt, values)
+        pos = np.minimum(pos, len(srt) - 1)
+        found = srt[pos] == values
+        return np.where(found, self._sorter[pos], -1).astype(np.int64)
+
+    def extend(self, values):
+        """Append unseen values; return ``(new_index, rows of values)``."""
+        codes = self.lookup(values)
+        unseen = codes < 0
+        if not unseen.any():
+            return self, codes
+        new_ids, _ = _factorize(np.asarray(values)[unseen])
+        if _kind(self.ids) == _kind(new_ids) != "o":
+            ids = np.concatenate([self.ids, new_ids])
+        else:                                   # e.g. ints joined by strings: keep each as is
+            ids = _object_array(self.ids.tolist() + new_ids.tolist())
+        index = _IdIndex(ids)
+        return index, index.lookup(values)
+
+
+def _kind(arr):
+    k = arr.dtype.kind
+    return "s" if k in "US" else ("n" if k in "iufb" else "o")
+
+
+def _factorize(values):
+    """Distinct values (``ids``) and the row of each value (``codes``)."""
+    n = values.shape[0]
+    if values.dtype.kind in "iu" and n:
+        lo, hi = int(values.min()), int(values.max())
+        if lo >= 0 and hi <= 4 * n + 1_000_000:          # O(n) path for compact int ids
+            present = np.bincount(values, minlength=hi + 1) > 0
+            ids = np.flatnonzero(present)
+            row = np.cumsum(present) - 1
+            return ids.astype(values.dtype), row[values].astype(np.int64)
+    if values.dtype.kind in "iufbUS":
+        ids, codes = np.unique(values, return_inverse=True)
+        return ids, codes.reshape(-1).astype(np.int64)
+    mapping = {}
+    codes = np.empty(n, dtype=np.int64)
+    for t, v in enumerate(values.tolist()):
+        codes[t] = mapping.setdefault(v, len(mapping))
+    return _object_array(list(mapping)), codes
+
+
+def _object_array(seq):
+    """1-D object array holding the elements of ``seq`` as they are (tuples stay tuples)."""
+    arr = np.empty(len(seq), dtype=object)
+    for k, v in enumerate(seq):
+        arr[k] = v
+    return arr
+
+
+def _as_ids(values, name):
+    """1-D id array; rejects missing values and unhashable entries."""
+    if isinstance(values, np.ndarray):
+        arr = values
+    else:
+        try:
+            arr = np.asarray(values)
+        except (ValueError, TypeError):       # ragged / mixed sequences
+            arr = None
+        if arr is None or arr.ndim > 1:        # e.g. a list of tuples: one id per element
+            arr = _object_array(list(values))
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN ids")
+    if arr.dtype.kind == "O":
+        for v in arr.tolist():
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                raise ValueError(f"{name} contains missing ids (None or NaN)")
+            try:
+                hash(v)
+            except TypeError:
+                raise TypeError(f"{name} must contain hashable ids, got {type(v).__name__}") from None
+    elif arr.dtype.kind not in "iufbUS":
+        raise TypeError(f"{name} must be an array of ints or strings, got dtype {arr.dtype}")
+    return arr
+
+
+# ============================================================================ input
+def as_triples(users, items=None, ratings=None, *, columns=("user", "item", "rating"), name="data"):
+    """Normalise the accepted input forms to ``(users, items, ratings)`` arrays.
+
+    Parameters
+    ----------
+    users : array-like, pandas.DataFrame or scipy.sparse matrix
+        Either the user ids (then ``items`` and ``ratings`` are required), a
+        DataFrame with the ``columns`` (user, item, rating), or a sparse matrix
+        whose explicitly stored entries are ratings (rows = users, columns = items).
+    items, ratings : array-like, optional
+        Item ids and ratings when ``users`` is an id array.
+    columns : tuple of 3 str, default=("user", "item", "rating")
+        Column names used for DataFrame input.
+    name : str
+        Name used in error messages.
+
+    Returns
+    -------
+    users, items : ndarray
+        Id arrays (any hashable dtype).
+    ratings : float64 ndarray
+    """
+    if _is_sparse(users):
+        if items is not None or ratings is not None:
+            raise TypeError(f"{name}: give items and ratings only with id arrays, not with a sparse matrix")
+        coo = users.tocoo(copy=True)
+        coo.sum_duplicates()
+        return (np.asarray(coo.row, dtype=np.int64), np.asarray(coo.col, dtype=np.int64),
+                as_float_array(coo.data, "ratings", ndim=1))
+    if hasattr(users, "columns") and hasattr(users, "iloc"):        # pandas DataFrame
+        if items is not None or ratings is not None:
+            raise TypeError(f"{name}: give items and ratings only with id arrays, not with a DataFrame")
+        if len(columns) != 3:
+            raise ValueError(f"columns must name (user, item, rating), got {columns!r}")
+        missing = [c for c in columns if c not in users.columns]
+        if missing:
+            raise ValueError(f"{name}: DataFrame has no column(s) {missing}; pass columns=(user, item, rating)")
+        u, i, r = (users[c].to_numpy() for c in columns)
+    else:
+        if items is None or ratings is None:
+            raise TypeError(f"{name}: give users, items and ratings (or one DataFrame or sparse matrix)")
+        u, i, r = users, items, ratings
+    u = _as_ids(u, "users")
+    i = _as_ids(i, "items")
+    r = as_float_array(r, "ratings", ndim=1)
+    check_consistent_length(users=u, items=i, ratings=r)
+    return u, i, r
+
+
+def _is_sparse(x):
+    try:
+        import scipy.sparse as sp
+    except ImportError:        # pragma: no cover - scipy is a dependency
+        return False
+    return sp.issparse(x)
+
+
+def _split_data(data, name, columns):
+    """Validation/evaluation data: a (users, items, ratings) tuple, DataFrame or sparse."""
+    if isinstance(data, (tuple, list)):
+        if len(data) != 3:
+            raise ValueError(f"{name} must be (users, items, ratings), got {len(data)} elements")
+        return as_triples(*data, name=name)
+    return as_triples(data, columns=columns, name=name)
+
+
+# ============================================================================ model
+@dataclass
+class MFModel:
+    """A fitted biased matrix factorisation ``r_hat = mu + bu + bi + p_u . q_i``.
+
+    Attributes
+    ----------
+    mu : float
+        Global mean of the training ratings (not learned).
+    user_bias : ndarray of shape (n_users,)
+        ``bu``; row ``k`` belongs to ``user_ids[k]``.
+    item_bias : ndarray of shape (n_items,)
+        ``bi``; row ``k`` belongs to ``item_ids[k]``.
+    P : ndarray of shape (n_users, n_factors)
+        User factors.
+    Q : ndarray of shape (n_items, n_factors)
+        Item factors.
+    user_ids, item_ids : ndarray
+        The original ids of the rows.
+    params : dict
+        Hyper-parameters of the fit (``n_factors, lr, reg, reg_bias, init_std,
+        n_epochs, lr_decay, n_threads, n_blocks``).
+    rating_scale : tuple of float or None
+        ``(lo, hi)``: predictions are clipped to it.
+    objective : float
+        Mean per-rating loss ``f`` over the training ratings at the end.
+    n_iter : int
+        Epochs run.
+    converged : bool
+        With ``early_stopping``: whether it stopped before ``n_epochs``.
+        Otherwise: whether the training objective changed by less than ``tol``
+        (relative) in the last epoch.
+    history : ndarray of shape (n_iter,)
+        Training objective (mean per-rating loss) after every epoch; the error
+        part is the running sum over the epoch (errors taken just before each
+        rating's step) unless ``train_metrics="exact"``.
+    train_rmse : ndarray of shape (n_iter,)
+        Training RMSE per epoch (running or exact as ``history``).
+    val_rmse : ndarray of shape (n_iter,)
+        Validation RMSE after every epoch (empty without ``validation``).
+    lr_history : ndarray of shape (n_iter,)
+        Learning rate used in every epoch.
+    best_epoch : int
+        1-based epoch whose parameters were kept (early stopping with
+        ``restore_best``), else ``n_iter``.
+    fit_time : float
+        Seconds spent in :func:`fit`.
+    """
+
+    mu: float
+    user_bias: np.ndarray
+    item_bias: np.ndarray
+    P: np.ndarray
+    Q: np.ndarray
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    params: dict
+    rating_scale: tuple = None
+    objective: float = float("nan")
+    n_iter: int = 0
+    converged: bool = False
+    history: np.ndarray = field(default_factory=lambda: np.empty(0))
+    train_rmse: np.ndarray = field(default_factory=lambda: np.empty(0))
+    val_rmse: np.ndarray = field(default_factory=lambda: np.empty(0))
+    lr_history: np.ndarray = field(default_factory=lambda: np.empty(0))
+    best_epoch: int = 0
+    fit_time: float = 0.0
+    _users: _IdIndex = field(default=None, repr=False, compare=False)
+    _items: _IdIndex = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self._users is None:
+            self._users = _IdIndex(np.asarray(self.user_ids))
+        if self._items is None:
+            self._items = _IdIndex(np.asarray(self.item_ids))
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_users(self):
+        return self.P.shape[0]
+
+    @property
+    def n_items(self):
+        return self.Q.shape[0]
+
+    @property
+    def n_factors(self):
+        return self.P.shape[1]
+
+    def user_index(self, users):
+        """Rows of ``users`` (``-1`` for unknown ids)."""
+        return self._users.lookup(_as_ids(users, "users"))
+
+    def item_index(self, items):
+        """Rows of ``items`` (``-1`` for unknown ids)."""
+        return self._items.lookup(_as_ids(items, "items"))
+
+    def _bounds(self):
+        if self.rating_scale is None:
+            return -np.inf, np.inf
+        return float(self.rating_scale[0]), float(self.rating_scale[1])
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, users, items=None):
+        """Predicted ratings, clipped to ``rating_scale`` if set.
+
+        Parameters
+        ----------
+        users, items : array-like
+            Ids (a DataFrame with user and item columns, or a sparse matrix whose
+            stored entries mark the pairs, may be passed as ``users`` alone).
+            An unknown user or item falls back to the known terms:
+            ``mu + bu`` (unknown item), ``mu + bi`` (unknown user) or ``mu``.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+        """
+        from .kernels.mf import mf_predict
+        u, i = self._pairs(users, items)
+        out = np.empty(u.shape[0])
+        lo, hi = self._bounds()
+        mf_predict(u, i, self.mu, self.user_bias, self.item_bias, self.P, self.Q, lo, hi, out)
+        return out
+
+    def _pairs(self, users, items):
+        if items is None and (_is_sparse(users) or hasattr(users, "columns")):
+            if _is_sparse(users):
+                coo = users.tocoo()
+                users, items = coo.row, coo.col
+            else:
+                cols = self.params.get("columns", ("user", "item", "rating"))
+                users, items = users[cols[0]].to_numpy(), users[cols[1]].to_numpy()
+        if items is None:
+            raise TypeError("predict needs users and items")
+        u = _as_ids(users, "users")
+        i = _as_ids(items, "items")
+        check_consistent_length(users=u, items=i)
+        return self._users.lookup(u), self._items.lookup(i)
+
+    def _error_sums(self, users, items, ratings):
+        from .kernels.mf import mf_error_sums
+        u, i, r = as_triples(users, items, ratings,
+                             columns=self.params.get("columns", ("user", "item", "rating")))
+        if r.shape[0] == 0:
+            raise ValueError("ratings must not be empty")
+        lo, hi = self._bounds()
+        sse, sae = mf_error_sums(self._users.lookup(u), self._items.lookup(i), r, self.mu,
+                                 self.user_bias, self.item_bias, self.P, self.Q, lo, hi)
+        return sse, sae, r.shape[0]
+
+    def rmse(self, users, items=None, ratings=None):
+        """Root mean squared error of the (clipped) predictions on the given ratings."""
+        sse, _, n = self._error_sums(users, items, ratings)
+        return math.sqrt(sse / n)
+
+    def mae(self, users, items=None, ratings=None):
+        """Mean absolute error of the (clipped) predictions on the given ratings."""
+        _, sae, n = self._error_sums(users, items, ratings)
+        return sae / n
+
+    def loss(self, users, items=None, ratings=None):
+        """Mean per-rating loss ``f`` (unclipped predictions) on the given ratings.
+
+        Every id must be known.
+        """
+        from .kernels.mf import mf_error_sums
+        u, i, r = as_triples(users, items, ratings,
+                             columns=self.params.get("columns", ("user", "item", "rating")))
+        if r.shape[0] == 0:
+            raise ValueError("ratings must not be empty")
+        uu, ii = self._users.lookup(u), self._items.lookup(i)
+        if (uu < 0).any() or (ii < 0).any():
+            raise ValueError("loss needs known users and items only")
+        sse, _ = mf_error_sums(uu, ii, r, self.mu, self.user_bias, self.item_bias,
+                               self.P, self.Q, -np.inf, np.inf)
+        cu = np.bincount(uu, minlength=self.n_users)
+        ci = np.bincount(ii, minlength=self.n_items)
+        return (sse + _penalty(self, cu, ci)) / r.shape[0]
+
+    # ------------------------------------------------------------------ fold-in
+    def partial_fit(self, users, items=None, ratings=None, *, n_epochs=None, lr=None,
+                    update="new", random_state=None, n_threads=None):
+        """Add new users/items (or refine) without refitting from scratch; in place.
+
+        Parameters
+        ----------
+        users, items, ratings
+            New ratings (same forms as :func:`fit`). Unseen ids get new rows
+            initialised like :func:`fit` (factors ``N(0, init_std)``, biases 0).
+        n_epochs : int, optional
+            Passes over the new ratings (default: the fit's ``n_epochs``).
+        lr : float, optional
+            Learning rate (default: the fit's ``lr``).
+        update : {"new", "all"}, default="new"
+            ``"new"``: fold-in -- only rows of the new users and items move,
+            everything already fitted (and ``mu``) stays fixed; ratings between
+            known users and known items are ignored. ``"all"``: a few extra SGD
+            epochs on the given ratings updating every row they touch.
+        random_state : None, int or numpy.random.Generator
+            Seeds the new rows and the shuffles.
+        n_threads : int, optional
+            Threads for ``update="all"`` (fold-in runs serially).
+
+        Returns
+        -------
+        self
+            ``partial_history`` holds the running RMSE per epoch on the ratings used.
+        """
+        from .kernels.mf import mf_sgd_epoch_masked
+        check_choice(update, "update", ("new", "all"))
+        u, i, r = as_triples(users, items, ratings,
+                             columns=self.params.get("columns", ("user", "item", "rating")))
+        if r.shape[0] == 0:
+            raise ValueError("ratings must not be empty")
+        n_epochs = self.params["n_epochs"] if n_epochs is None else check_scalar(
+            n_epochs, "n_epochs", kind="int", lo=1)
+        lr = self.params["lr"] if lr is None else check_scalar(lr, "lr", lo=0.0, lo_open=True)
+        rng = check_random_state(random_state)
+        nu0, ni0 = self.n_users, self.n_items
+        self._users, uu = self._users.extend(u)
+        self._items, ii = self._items.extend(i)
+        self.user_ids, self.item_ids = self._users.ids, self._items.ids
+        std, k = self.params["init_std"], self.n_factors
+        dtype = self.P.dtype
+        new_u, new_i = len(self._users) - nu0, len(self._items) - ni0
+        self.P = np.ascontiguousarray(np.vstack([self.P, rng.normal(0, std, (new_u, k))]), dtype)
+        self.Q = np.ascontiguousarray(np.vstack([self.Q, rng.normal(0, std, (new_i, k))]), dtype)
+        self.user_bias = np.concatenate([self.user_bias, np.zeros(new_u, dtype)])
+        self.item_bias = np.concatenate([self.item_bias, np.zeros(new_i, dtype)])
+        reg, reg_bias = self.params["reg"], self.params["reg_bias"]
+        uu = uu.astype(np.int32)
+        ii = ii.astype(np.int32)
+        if update == "all":
+            trainer = _Trainer(uu, ii, r, self.n_users, self.n_items, rng,
+                               _resolve_threads(n_threads), self.params.get("n_blocks"))
+            hist = []
+            for _ in range(n_epochs):
+                sse = trainer.epoch(self.mu, self.user_bias, self.item_bias, self.P, self.Q, lr, reg, reg_bias)
+                _check_diverged(sse, len(hist) + 1, lr)
+                hist.append(math.sqrt(sse / r.shape[0]))
+            self.partial_history = np.asarray(hist)
+            return self
+        user_free = np.arange(self.n_users) >= nu0
+        item_free = np.arange(self.n_items) >= ni0
+        keep = user_free[uu] | item_free[ii]
+        if not keep.any():
+            warnings.warn("partial_fit(update='new'): no new users or items in the data; "
+                          "nothing to fold in (use update='all' to refine known rows)", UserWarning,
+                          stacklevel=2)
+            self.partial_history = np.empty(0)
+            return self
+        uu, ii, rr = uu[keep].copy(), ii[keep].copy(), r[keep].copy()
+        from .kernels.mf import mf_shuffle
+        hist = []
+        for ep in range(n_epochs):
+            mf_shuffle(uu, ii, rr, int(rng.integers(_SEED_HIGH)))
+            sse, cnt = mf_sgd_epoch_masked(uu, ii, rr, self.mu, self.user_bias, self.item_bias,
+                                           self.P, self.Q, lr, reg, reg_bias, user_free, item_free)
+            _check_diverged(sse, ep + 1, lr)
+            hist.append(math.sqrt(sse / max(cnt, 1)))
+        self.partial_history = np.asarray(hist)
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path):
+        """Save to a ``.npz`` file (no pickles); read back with :func:`load`."""
+        arrays = dict(mu=np.float64(self.mu), user_bias=self.user_bias, item_bias=self.item_bias,
+                      P=self.P, Q=self.Q, history=self.history, train_rmse=self.train_rmse,
+                      val_rmse=self.val_rmse, lr_history=self.lr_history)
+        meta = dict(params=_jsonable(self.params), rating_scale=self.rating_scale,
+                    objective=self.objective, n_iter=self.n_iter, converged=bool(self.converged),
+                    best_epoch=self.best_epoch, fit_time=self.fit_time, format="fastgrad.mf/1")
+        for key, ids in (("user_ids", self.user_ids), ("item_ids", self.item_ids)):
+            ids = np.asarray(ids)
+            if ids.dtype.kind in "iufbUS":
+                arrays[key] = ids
+            else:
+                vals = ids.tolist()
+                if not all(isinstance(v, (str, int, float)) for v in vals):
+                    raise TypeError(f"cannot save {key}: only int, float and str ids can be saved")
+                meta[key] = vals
+        arrays["meta"] = np.asarray(json.dumps(meta))
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("format") != "fastgrad.mf/1":
+                raise ValueError(f"{path} is not a fastgrad.mf model file")
+            ids = {}
+            for key in ("user_ids", "item_ids"):
+                if key in meta:
+                    ids[key] = _object_array(meta[key])
+                else:
+                    ids[key] = z[key]
+            scale = meta["rating_scale"]
+            return cls(mu=float(z["mu"]), user_bias=z["user_bias"], item_bias=z["item_bias"],
+                       P=z["P"], Q=z["Q"], user_ids=ids["user_ids"], item_ids=ids["item_ids"],
+                       params=meta["params"], rating_scale=None if scale is None else tuple(scale),
+                       objective=meta["objective"], n_iter=meta["n_iter"],
+                       converged=meta["converged"], history=z["history"],
+                       train_rmse=z["train_rmse"], val_rmse=z["val_rmse"],
+                       lr_history=z["lr_history"], best_epoch=meta["best_epoch"],
+                       fit_time=meta["fit_time"])
+
+
+def load(path):
+    """Read a model written by :meth:`MFModel.save`."""
+    return MFModel.load(path)
+
+
+def _jsonable(params):
+    out = {}
+    for k, v in params.items():
+        if callable(v):
+            v = repr(v)
+        elif isinstance(v, np.generic):
+            v = v.item()
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[k] = v
+    return out
+
+
+def _penalty(model, cu, ci):
+    """Sum over ratings of the penalty terms, from per-row rating counts."""
+    p = model.params
+    return float(p["reg"] * (cu @ np.einsum("ij,ij->i", model.P, model.P)
+                             + ci @ np.einsum("ij,ij->i", model.Q, model.Q))
+                 + p["reg_bias"] * (cu @ model.user_bias ** 2 + ci @ model.item_bias ** 2))
+
+
+def _check_diverged(sse, epoch, lr):
+    if not math.isfinite(sse):
+        raise ValueError(f"SGD diverged in epoch {epoch} (non-finite loss): decrease lr "
+                         f"(lr={lr:g}) or rescale the ratings")
+
+
+def _resolve_threads(n_threads):
+    import numba
+    if n_threads is None:
+        return numba.get_num_threads()
+    n = check_scalar(n_threads, "n_threads", kind="int", lo=1)
+    if n > numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"n_threads must be <= {numba.config.NUMBA_NUM_THREADS} "
+                         f"(numba.config.NUMBA_NUM_THREADS), got {n}")
+    return n
+
+
+def default_n_blocks(n_threads):
+    """Blocks per dimension of the parallel schedule: ``2 * n_threads`` (1 thread: serial)."""
+    return 1 if n_threads <= 1 else 2 * n_threads
+
+
+class _Trainer:
+    """Holds the (reordered) training triples and runs epochs serially or block-stratified.
+
+    ``n_blocks=None`` picks :func:`default_n_blocks`; with ``n_threads == 1`` and no
+    explicit ``n_blocks`` the serial kernel is used (global shuffle each epoch).
+    """
+
+    def __init__(self, users, items, ratings, n_users, n_items, rng, n_threads, n_blocks=None):
+        from .kernels.mf import mf_block_schedule, mf_partition
+        self.rng = rng
+        self.n_threads = n_threads
+        if n_blocks is None:
+            n_blocks = default_n_blocks(n_threads)
+        self.n_blocks = B = int(n_blocks)
+        self.serial = B == 1
+        if self.serial:       # private copies: epochs shuffle them in place
+            self.users, self.items, self.ratings = users.copy(), items.copy(), ratings.copy()
+            return
+        cu = np.bincount(users, minlength=n_users)
+        ci = np.bincount(items, minlength=n_items)
+        self.user_block = mf_partition(cu, B, rng.permutation(n_users))
+        self.item_block = mf_partition(ci, B, rng.permutation(n_items))
+        self.block_ptr, perm = mf_block_schedule(users, items, self.user_block, self.item_block, B)
+        self.users, self.items, self.ratings = users[perm], items[perm], ratings[perm]
+
+    def epoch(self, mu, bu, bi, P, Q, lr, reg, reg_bias):
+        """Shuffle, then one SGD epoch; returns the running SSE."""
+        from .kernels.mf import (mf_sgd_epoch, mf_sgd_epoch_blocked, mf_shuffle,
+                                 mf_shuffle_blocks)
+        seed = int(self.rng.integers(_SEED_HIGH))
+        if self.serial:
+            mf_shuffle(self.users, self.items, self.ratings, seed)
+            return mf_sgd_epoch(self.users, self.items, self.ratings, mu, bu, bi, P, Q, lr, reg, reg_bias)
+        strata = self.rng.permutation(self.n_blocks)
+        mf_shuffle_blocks(self.users, self.items, self.ratings, self.block_ptr, seed)
+        return mf_sgd_epoch_blocked(self.users, self.items, self.ratings, self.block_ptr,
+                                    self.n_blocks, strata, mu, bu, bi, P, Q, lr, reg, reg_bias)
+
+
+class _EpochProgress:
+    """``verbose``: tqdm bar if installed, else one plain line per epoch."""
+
+    def __init__(self, verbose, total, desc="mf"):
+        self.bar = None
+        self.verbose = bool(verbose)
+        self.desc = desc
+        self.t0 = time.perf_counter()
+        if self.verbose:
+            try:
+                from tqdm.auto import tqdm
+                self.bar = tqdm(total=total, desc=desc, unit="epoch", leave=True)
+            except ImportError:
+                pass
+        self.total = total
+
+    def update(self, epoch, train_rmse, val_rmse=None):
+        if not self.verbose:
+            return
+        if self.bar is not None:
+            post = {"train_rmse": f"{train_rmse:.4f}"}
+            if val_rmse is not None:
+                post["val_rmse"] = f"{val_rmse:.4f}"
+            self.bar.set_postfix(post, refresh=False)
+            self.bar.update(1)
+        else:
+            val = "" if val_rmse is None else f"  val_rmse {val_rmse:.4f}"
+            print(f"{self.desc} epoch {epoch:4d}/{self.total}  train_rmse {train_rmse:.4f}{val}  "
+                  f"({time.perf_counter() - self.t0:.2f}s)", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ============================================================================ fit
+def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005, reg=0.02,
+        reg_bias=0.02, init_std=0.1, random_state=None, n_threads=None, n_blocks=None,
+        validation=None, early_stopping=False, patience=2, tol=1e-4, restore_best=True,
+        lr_decay=1.0, rating_scale=None, train_metrics="running",
+        columns=("user", "item", "rating"), verbose=False, callback=None):
+    """Fit a biased matrix factorisation by per-rating SGD (scikit-surprise ``SVD`` defaults).
+
+    Parameters
+    ----------
+    users : array-like of shape (n,), pandas.DataFrame or scipy.sparse matrix
+        User ids (any hashable values: ints, strings, ...). Alternatively a
+        DataFrame with ``columns`` (user, item, rating), or a sparse matrix
+        (rows = users, columns = items, explicitly stored entries = ratings);
+        then ``items`` and ``ratings`` are omitted.
+    items : array-like of shape (n,), optional
+        Item ids.
+    ratings : array-like of shape (n,), optional
+        Ratings (finite numbers).
+    n_factors : int, default=100
+        Number of latent factors ``k >= 1``.
+    n_epochs : int, default=20
+        Maximum number of passes over the ratings.
+    lr : float, default=0.005
+        Learning rate (> 0). The factor 2 of the gradient is folded in: a step
+        is ``theta -= (lr / 2) * grad f``.
+    reg : float, default=0.02
+        Penalty on ``||p_u||^2 + ||q_i||^2`` in every rating's loss (>= 0).
+    reg_bias : float, default=0.02
+        Penalty on ``bu^2 + bi^2`` in every rating's loss (>= 0).
+    init_std : float, default=0.1
+        Factors start as ``N(0, init_std)``; biases start at 0.
+    random_state : None, int or numpy.random.Generator
+        Seeds the initialisation, the block partition and the shuffles. A fixed
+        value reproduces a fit exactly for a given ``n_blocks`` (and so for a
+        given ``n_threads``).
+    n_threads : int, optional
+        Threads; ``None`` follows ``numba.get_num_threads()``. With 1 thread
+        the serial kernel runs (a global shuffle per epoch).
+    n_blocks : int, optional
+        Blocks per dimension of the parallel schedule (``B``); default
+        ``2 * n_threads`` (serial when ``n_threads == 1``). Results depend on
+        ``B``, never on timing.
+    validation : tuple (users, items, ratings), DataFrame or sparse matrix, optional
+        Held-out ratings: their RMSE is recorded after every epoch
+        (``val_rmse``) and drives early stopping.
+    early_stopping : bool, default=False
+        Stop when the monitored metric (validation RMSE, else the training
+        objective) has not improved by more than ``tol`` for ``patience`` epochs.
+    patience : int, default=2
+        Epochs without improvement tolerated by early stopping.
+    tol : float, default=1e-4
+        Minimum improvement (absolute, in the metric's units) for early stopping;
+        also the relative-change threshold that sets ``converged`` without it.
+    restore_best : bool, default=True
+        With early stopping, return the parameters of the best epoch.
+    lr_decay : float or callable, default=1.0
+        Epoch ``e`` (0-based) uses ``lr * lr_decay**e`` for a float in (0, 1], or
+        ``lr_decay(e, lr)`` for a callable returning the learning rate.
+    rating_scale : tuple (lo, hi), optional
+        Predictions (and validation RMSE) are clipped to it. Training is not.
+    train_metrics : {"running", "exact"}, default="running"
+        ``"running"`` records the training RMSE from the errors seen during the
+        epoch (free); ``"exact"`` adds one prediction pass per epoch.
+    columns : tuple of 3 str, default=("user", "item", "rating")
+        Column names for DataFrame input.
+    verbose : bool, default=False
+        Progress bar (tqdm if installed, else one line per epoch).
+    callback : callable, optional
+        ``callback(epoch, state) -> bool``; ``state`` is a dict with ``mu,
+        user_bias, item_bias, P, Q, lr, train_rmse, val_rmse, objective``.
+        Returning True stops training.
+
+    Returns
+    -------
+    MFModel
+
+    Raises
+    ------
+    ValueError
+        Bad hyper-parameters, empty or non-finite data, inconsistent lengths,
+        or divergence (non-finite loss: decrease ``lr``).
+    """
+    from .kernels.mf import mf_error_sums
+    t_start = time.perf_counter()
+    n_factors = check_scalar(n_factors, "n_factors", kind="int", lo=1)
+    n_epochs = check_scalar(n_epochs, "n_epochs", kind="int", lo=0)
+    lr = check_scalar(lr, "lr", lo=0.0, lo_open=True)
+    reg = check_scalar(reg, "reg", lo=0.0)
+    reg_bias = check_scalar(reg_bias, "reg_bias", lo=0.0)
+    init_std = check_scalar(init_std, "init_std", lo=0.0)
+    patience = check_scalar(patience, "patience", kind="int", lo=1)
+    tol = check_scalar(tol, "tol", lo=0.0)
+    check_choice(train_metrics, "train_metrics", ("running", "exact"))
+    if not callable(lr_decay):
+        lr_decay = check_scalar(lr_decay, "lr_decay", lo=0.0, hi=1.0, lo_open=True)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+    if rating_scale is not None:
+        if len(rating_scale) != 2:
+            raise ValueError(f"rating_scale must be (lo, hi), got {rating_scale!r}")
+        lo = check_scalar(rating_scale[0], "rating_scale[0]")
+        hi = check_scalar(rating_scale[1], "rating_scale[1]")
+        if not lo < hi:
+            raise ValueError(f"rating_scale must have lo < hi, got {rating_scale!r}")
+        rating_scale = (lo, hi)
+    n_threads = _resolve_threads(n_threads)
+    if n_blocks is not None:
+        n_blocks = check_scalar(n_blocks, "n_blocks", kind="int", lo=1)
+    if not isinstance(columns, (tuple, list)):
+        raise TypeError("columns must be a tuple (user, item, rating)")
+
+    u, i, r = as_triples(users, items, ratings, columns=tuple(columns), name="data")
+    n = r.shape[0]
+    if n == 0:
+        raise ValueError("ratings must not be empty")
+    user_index, uu = _IdIndex.build(u)
+    item_index, ii = _IdIndex.build(i)
+    nu, ni = len(user_index), len(item_index)
+    uu = uu.astype(np.int32)
+    ii = ii.astype(np.int32)
+    rng = check_random_state(random_state)
+
+    mu = float(r.mean())
+    P = rng.normal(0.0, init_std, (nu, n_factors))
+    Q = rng.normal(0.0, init_std, (ni, n_factors))
+    bu = np.zeros(nu)
+    bi = np.zeros(ni)
+    params = dict(n_factors=n_factors, n_epochs=n_epochs, lr=lr, reg=reg, reg_bias=reg_bias,
+                  init_std=init_std, lr_decay=lr_decay, n_threads=n_threads, n_blocks=n_blocks,
+                  early_stopping=bool(early_stopping), patience=patience, tol=tol,
+                  columns=tuple(columns))
+    model = MFModel(mu=mu, user_bias=bu, item_bias=bi, P=P, Q=Q, user_ids=user_index.ids,
+                    item_ids=item_index.ids, params=params, rating_scale=rating_scale,
+                    _users=user_index, _items=item_index)
+    lo, hi = model._bounds()
+
+    val = None
+    if validation is not None:
+        vu, vi, vr = _split_data(validation, "validation", tuple(columns))
+        if vr.shape[0] == 0:
+            raise ValueError("validation must not be empty")
+        val = (user_index.lookup(vu), item_index.lookup(vi), vr)
+
+    cu = np.bincount(uu, minlength=nu)
+    ci = np.bincount(ii, minlength=ni)
+    import numba
+    saved_threads = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    progress = _EpochProgress(verbose, n_epochs)
+    history, train_rmse, val_rmse, lrs = [], [], [], []
+    best, best_epoch, stale, best_state = np.inf, 0, 0, None
+    stopped_early = False
+    try:
+        trainer = _Trainer(uu, ii, r, nu, ni, rng, n_threads, n_blocks)
+        params["n_blocks"] = trainer.n_blocks
+        for ep in range(n_epochs):
+            lr_e = float(lr_decay(ep, lr)) if callable(lr_decay) else lr * lr_decay ** ep
+            if not (math.isfinite(lr_e) and lr_e > 0):
+                raise ValueError(f"lr_decay gave an invalid learning rate {lr_e!r} at epoch {ep}")
+            sse = trainer.epoch(mu, bu, bi, P, Q, lr_e, reg, reg_bias)
+            _check_diverged(sse, ep + 1, lr_e)
+            if train_metrics == "exact":
+                sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf)
+            obj = (sse + _penalty(model, cu, ci)) / n
+            history.append(obj)
+            train_rmse.append(math.sqrt(sse / n))
+            lrs.append(lr_e)
+            vr_e = None
+            if val is not None:
+                vsse, _ = mf_error_sums(val[0], val[1], val[2], mu, bu, bi, P, Q, lo, hi)
+                vr_e = math.sqrt(vsse / val[2].shape[0])
+                val_rmse.append(vr_e)
+            progress.update(ep + 1, train_rmse[-1], vr_e)
+            if early_stopping:
+                metric = vr_e if val is not None else obj
+                if metric < best - tol:
+                    best, best_epoch, stale = metric, ep + 1, 0
+                    if restore_best:
+                        best_state = (bu.copy(), bi.copy(), P.copy(), Q.copy())
+                else:
+                    stale += 1
+            if callback is not None:
+                state = dict(mu=mu, user_bias=bu, item_bias=bi, P=P, Q=Q, lr=lr_e,
+                             train_rmse=train_rmse[-1], val_rmse=vr_e, objective=obj)
+                if callback(ep + 1, state):
+                    break
+            if early_stopping and stale >= patience:
+                stopped_early = True
+                break
+    finally:
+        progress.close()
+        numba.set_num_threads(saved_threads)
+
+    n_iter = len(history)
+    model.best_epoch = n_iter
+    if early_stopping and restore_best and best_state is not None and best_epoch < n_iter:
+        bu[:], bi[:], P[:], Q[:] = best_state
+        model.best_epoch = best_epoch
+    if early_stopping:
+        converged = stopped_early
+        if not stopped_early and n_iter == n_epochs and n_epochs > 0:
+            warnings.warn(f"mf.fit: early stopping did not trigger within n_epochs={n_epochs}; "
+                          "increase n_epochs or loosen tol", ConvergenceWarning, stacklevel=2)
+    else:
+        converged = n_iter >= 2 and abs(history[-2] - history[-1]) <= tol * max(1.0, abs(history[-2]))
+    sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf)
+    model.objective = (sse + _penalty(model, cu, ci)) / n
+    model.n_iter = n_iter
+    model.converged = bool(converged)
+    model.history = np.asarray(history, dtype=np.float64)
+    model.train_rmse = np.asarray(train_rmse, dtype=np.float64)
+    model.val_rmse = np.asarray(val_rmse, dtype=np.float64)
+    model.lr_history = np.asarray(lrs, dtype=np.float64)
+    model.fit_time = time.perf_counter() - t_start
+    return model
+
+
+# ============================================================================ simulate
+def simulate(n_users=943, n_items=1682, n_ratings=100_000, *, n_factors=10, noise=0.5,
+             mu=3.5, bias_std=0.3, factor_std=None, random_state=None):
+    """Ratings from a biased low-rank model plus Gaussian noise (unclipped, continuous).
+
+    ``r = mu + bu + bi + p_u . q_i + noise * N(0, 1)`` on ``n_ratings`` distinct
+    (user, item) pairs drawn uniformly; factors are ``N(0, factor_std)`` with
+    ``factor_std = (0.25 / n_factors) ** 0.25`` by default (so the interaction
+    term has variance 0.25).
+
+    Returns
+    -------
+    users, items : int64 ndarray of shape (n_ratings,)
+    ratings : float64 ndarray of shape (n_ratings,)
+    truth : dict
+        ``mu, user_bias, item_bias, P, Q, noise``.
+    """
+    n_users = check_scalar(n_users, "n_users", kind="int", lo=1)
+    n_items = check_scalar(n_items, "n_items", kind="int", lo=1)
+    n_ratings = check_scalar(n_ratings, "n_ratings", kind="int", lo=1, hi=n_users * n_items)
+    n_factors = check_scalar(n_factors, "n_factors", kind="int", lo=1)
+    rng = check_random_state(random_state)
+    if factor_std is None:
+        factor_std = (0.25 / n_factors) ** 0.25
+    cells = rng.choice(n_users * n_items, size=n_ratings, replace=False)
+    users, items = cells // n_items, cells % n_items
+    bu = rng.normal(0, bias_std, n_users)
+    bi = rng.normal(0, bias_std, n_items)
+    P = rng.normal(0, factor_std, (n_users, n_factors))
+    Q = rng.normal(0, factor_std, (n_items, n_factors))
+    signal = mu + bu[users] + bi[items] + np.einsum("ij,ij->i", P[users], Q[items])
+    ratings = signal + noise * rng.standard_normal(n_ratings)
+    truth = dict(mu=mu, user_bias=bu, item_bias=bi, P=P, Q=Q, noise=noise)
+    return users.astype(np.int64), items.astype(np.int64), ratings, truth
