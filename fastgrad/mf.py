@@ -552,10 +552,9 @@ def _jsonable(params):
 
 def _penalty(model, cu, ci):
     """Sum over ratings of the penalty terms, from per-row rating counts."""
-    p = model.params
-    return float(p["reg"] * (cu @ np.einsum("ij,ij->i", model.P, model.P)
-                             + ci @ np.einsum("ij,ij->i", model.Q, model.Q))
-                 + p["reg_bias"] * (cu @ model.user_bias ** 2 + ci @ model.item_bias ** 2))
+    from .kernels.mf import mf_penalty
+    return mf_penalty(model.user_bias, model.item_bias, model.P, model.Q, cu, ci,
+                      model.params["reg"], model.params["reg_bias"])
 
 
 def _check_diverged(sse, epoch, lr):

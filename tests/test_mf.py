@@ -9,7 +9,7 @@ from numba import njit
 
 import fastgrad
 from fastgrad import mf
-from fastgrad.kernels import (mf_block_schedule, mf_error_sums, mf_partition, mf_predict,
+from fastgrad.kernels import (mf_block_schedule, mf_error_sums, mf_partition, mf_penalty, mf_predict,
                               mf_rating_loss_grad, mf_sgd_epoch, mf_sgd_epoch_blocked,
                               mf_sgd_epoch_masked, mf_sgd_step, mf_shuffle, mf_shuffle_blocks,
                               mf_stratum_blocks)
@@ -198,6 +198,9 @@ def test_predict_and_error_kernels_against_numpy(rng):
     sse, sae = mf_error_sums(users, items, r, mu, bu, bi, P, Q, 2.9, 3.3)
     e = r - np.clip(ref, 2.9, 3.3)
     assert sse == pytest.approx(e @ e, rel=1e-12) and sae == pytest.approx(np.abs(e).sum(), rel=1e-12)
+    cu, ci = rng.integers(0, 4, bu.size), rng.integers(0, 4, bi.size)
+    ref_pen = cu @ (0.1 * (P ** 2).sum(1) + 0.3 * bu ** 2) + ci @ (0.1 * (Q ** 2).sum(1) + 0.3 * bi ** 2)
+    assert mf_penalty(bu, bi, P, Q, cu, ci, 0.1, 0.3) == pytest.approx(ref_pen, rel=1e-12)
 
 
 def test_kernels_callable_from_user_njit(rng):
@@ -215,7 +218,9 @@ def test_kernels_callable_from_user_njit(rng):
         f, gbu, gbi = mf_rating_loss_grad(r[0], mu, bu[users[0]], bi[items[0]], P[users[0]],
                                           Q[items[0]], 0.02, 0.02, gp, gq)
         step = mf_sgd_step(users[0], items[0], r[0], mu, bu, bi, P, Q, 0.0, 0.0, 0.0)
-        return out, pred, sse, f, step
+        pen = mf_penalty(bu, bi, P, Q, np.ones(bu.shape[0], np.int64), np.ones(bi.shape[0], np.int64),
+                         0.0, 0.0)
+        return out, pred, sse, f, step + pen
 
     users, items, r = _small_data(rng)
     bu, bi, P, Q = _params(rng)

@@ -44,7 +44,7 @@ from numba import njit, prange
 __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
     "mf_sgd_epoch_blocked", "mf_partition", "mf_block_schedule", "mf_stratum_blocks",
-    "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums",
+    "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums", "mf_penalty",
 ]
 
 _FASTMATH = {"contract", "reassoc"}   # FMA + vectorised dot products; no nnan/ninf
@@ -470,3 +470,36 @@ def mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi):
         sse += sse_c[c]
         sae += sae_c[c]
     return sse, sae
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def mf_penalty(bu, bi, P, Q, user_counts, item_counts, reg, reg_bias):
+    """Penalty part of the summed per-rating losses.
+
+    ``sum_u n_u (reg ||P[u]||^2 + reg_bias bu[u]^2) + sum_i m_i (reg ||Q[i]||^2 + reg_bias bi[i]^2)``
+    where ``n_u``/``m_i`` are the numbers of ratings of user ``u``/item ``i``:
+    the sum over ratings of ``reg (||p_u||^2 + ||q_i||^2) + reg_bias (bu^2 + bi^2)``.
+
+    Parameters
+    ----------
+    bu, bi, P, Q
+        Model parameters.
+    user_counts, item_counts : int arrays, shapes (n_users,), (n_items,)
+        Ratings per row.
+    reg, reg_bias : float
+        Penalties.
+    """
+    total = 0.0
+    for side in range(2):
+        X = P if side == 0 else Q
+        b = bu if side == 0 else bi
+        cnt = user_counts if side == 0 else item_counts
+        for r in range(X.shape[0]):
+            c = cnt[r]
+            if c == 0:
+                continue
+            sq = 0.0
+            for f in range(X.shape[1]):
+                sq += X[r, f] * X[r, f]
+            total += c * (reg * sq + reg_bias * b[r] * b[r])
+    return total

@@ -1,0 +1,83 @@
+"""asv benchmarks for biased matrix factorisation (kernels compiled in ``setup``)."""
+import numba
+import numpy as np
+
+from fastgrad import mf
+from fastgrad.kernels import (mf_block_schedule, mf_error_sums, mf_partition, mf_sgd_epoch,
+                              mf_sgd_epoch_blocked, mf_shuffle, mf_shuffle_blocks)
+
+
+def _data(n_ratings=100_000, n_users=943, n_items=1682, seed=0):
+    u, i, r, _ = mf.simulate(n_users, n_items, n_ratings, n_factors=10, noise=0.8, random_state=seed)
+    return u.astype(np.int32), i.astype(np.int32), np.clip(np.round(r), 1, 5)
+
+
+class MFEpoch:
+    """One SGD epoch over 100,000 MovieLens-100k-shaped ratings, 100 factors."""
+
+    params = ([1, 2],)
+    param_names = ["n_threads"]
+    timeout = 60
+
+    def setup(self, n_threads):
+        if n_threads > numba.config.NUMBA_NUM_THREADS:
+            raise NotImplementedError("not enough threads")
+        self.u, self.i, self.r = _data()
+        nu, ni, k = 943, 1682, 100
+        rng = np.random.default_rng(0)
+        self.P = rng.normal(0, 0.1, (nu, k))
+        self.Q = rng.normal(0, 0.1, (ni, k))
+        self.bu, self.bi = np.zeros(nu), np.zeros(ni)
+        self.mu = float(self.r.mean())
+        self.B = mf.default_n_blocks(n_threads)
+        ub = mf_partition(np.bincount(self.u, minlength=nu), self.B, rng.permutation(nu))
+        ib = mf_partition(np.bincount(self.i, minlength=ni), self.B, rng.permutation(ni))
+        self.ptr, perm = mf_block_schedule(self.u, self.i, ub, ib, self.B)
+        self.ub, self.ib, self.rb = self.u[perm], self.i[perm], self.r[perm]
+        self.strata = np.arange(self.B)
+        numba.set_num_threads(n_threads)
+        self.n_threads = n_threads
+        # compile everything outside the timings
+        mf_shuffle(self.u, self.i, self.r, 0)
+        mf_shuffle_blocks(self.ub, self.ib, self.rb, self.ptr, 0)
+        self.time_epoch(n_threads)
+        mf_error_sums(self.u, self.i, self.r, self.mu, self.bu, self.bi, self.P, self.Q, 1.0, 5.0)
+
+    def teardown(self, n_threads):
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+    def time_epoch(self, n_threads):
+        if n_threads == 1:
+            mf_sgd_epoch(self.u, self.i, self.r, self.mu, self.bu, self.bi, self.P, self.Q,
+                         0.005, 0.02, 0.02)
+        else:
+            mf_sgd_epoch_blocked(self.ub, self.ib, self.rb, self.ptr, self.B, self.strata, self.mu,
+                                 self.bu, self.bi, self.P, self.Q, 0.005, 0.02, 0.02)
+
+    def time_rmse(self, n_threads):
+        mf_error_sums(self.u, self.i, self.r, self.mu, self.bu, self.bi, self.P, self.Q, 1.0, 5.0)
+
+
+class MFFit:
+    """Full ``mf.fit`` (defaults: 100 factors) on 20,000 ratings, 5 epochs, and prediction."""
+
+    params = ([1, 2],)
+    param_names = ["n_threads"]
+    timeout = 60
+
+    def setup(self, n_threads):
+        if n_threads > numba.config.NUMBA_NUM_THREADS:
+            raise NotImplementedError("not enough threads")
+        self.u, self.i, self.r = _data(20_000, 300, 500)
+        self.model = mf.fit(self.u, self.i, self.r, n_epochs=1, n_threads=n_threads, random_state=0)
+        self.model.predict(self.u, self.i)
+
+    def time_fit(self, n_threads):
+        mf.fit(self.u, self.i, self.r, n_epochs=5, n_threads=n_threads, random_state=0)
+
+    def time_predict(self, n_threads):
+        self.model.predict(self.u, self.i)
+
+    def track_rmse_after_fit(self, n_threads):
+        m = mf.fit(self.u, self.i, self.r, n_epochs=5, n_threads=n_threads, random_state=0)
+        return m.rmse(self.u, self.i, self.r)
