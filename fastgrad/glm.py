@@ -1,0 +1,766 @@
+"""Regularised linear and logistic regression.
+
+Objective (DESIGN.md), for coefficients ``w`` and an unpenalised intercept ``c``::
+
+    (1/n) sum_i s_i loss(y_i, x_i.w + c) + lam (l1_ratio ||w||_1 + (1 - l1_ratio)/2 ||w||^2)
+
+with the squared loss ``(1/2)(y - t)^2`` or the logistic loss
+``log(1 + exp(t)) - y t`` (``y`` in ``{0, 1}``) and sample weights ``s_i``
+normalised to sum to ``n`` (all ones by default). Hence squared + ``l1_ratio=1``
+is scikit-learn's ``Lasso(alpha=lam)``, squared + elastic net is
+``ElasticNet(alpha=lam, l1_ratio)``, squared + ``l1_ratio=0`` is
+``Ridge(alpha=n*lam)`` and logistic + ``l1_ratio=0`` is
+``LogisticRegression(C=1/(n*lam))``.
+
+Solvers (``solver=``):
+
+- ``"cd"`` -- coordinate descent (glmnet's proximal-Newton/IRLS CD for the
+  logistic loss; covariance updates on the Gram matrix for the squared loss
+  when ``n > p``); handles every penalty; the default for L1/elastic net.
+- ``"fista"`` / ``"ista"`` -- (accelerated) proximal gradient; every penalty.
+- ``"newton"`` -- damped Newton; smooth penalties (``l1_ratio = 0`` or ``lam = 0``).
+- ``"lbfgs"``, ``"gd"``, ``"momentum"`` -- smooth penalties.
+- ``"sgd"``, ``"adagrad"``, ``"adam"`` -- mini-batch stochastic; smooth penalties;
+  ``max_iter`` counts epochs.
+- ``"auto"`` -- ``"cd"`` with an L1 part; otherwise ``"newton"`` when
+  ``p <= 1000`` and ``"lbfgs"`` beyond.
+"""
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import (as_float_array, check_choice, check_consistent_length, check_finite,
+                          check_scalar)
+from ._warnings import ConvergenceWarning
+
+__all__ = ["fit", "path", "GLMResult", "GLMPath", "objective", "loss_and_grad", "SOLVERS"]
+
+SOLVERS = ("auto", "cd", "fista", "ista", "newton", "lbfgs", "gd", "momentum",
+           "sgd", "adagrad", "adam")
+_SMOOTH_ONLY = ("newton", "lbfgs", "gd", "momentum", "sgd", "adagrad", "adam")
+_LOSSES = ("squared", "logistic")
+_DEFAULT_MAX_ITER = {"cd": 1000, "fista": 10000, "ista": 10000, "newton": 100, "lbfgs": 1000,
+                     "gd": 10000, "momentum": 10000, "sgd": 100, "adagrad": 100, "adam": 100}
+_NEWTON_MAX_P = 1000
+
+
+# ---------------------------------------------------------------------------
+# result objects
+# ---------------------------------------------------------------------------
+
+@dataclass
+class GLMResult:
+    """A fitted linear or logistic regression.
+
+    Attributes
+    ----------
+    coef : ndarray, shape (p,)
+        Coefficients ``w``.
+    intercept : float
+        Intercept ``c`` (0.0 if ``fit_intercept=False``).
+    objective : float
+        Final objective value (DESIGN.md scaling).
+    n_iter : int
+        Iterations (outer iterations for ``"cd"``, epochs for stochastic solvers).
+    converged : bool
+        Whether the solver's stopping rule was met.
+    history : ndarray
+        Objective at the start and after each iteration (NaN where a
+        stochastic solver has no full objective).
+    solver : str
+        The solver actually used (``"auto"`` resolved).
+    loss : str
+        ``"squared"`` or ``"logistic"``.
+    lam, l1_ratio : float
+        Penalty parameters.
+    fit_intercept : bool
+    message : str
+        Why the solver stopped.
+    info : dict
+        Solver-specific extras.
+    """
+
+    coef: np.ndarray
+    intercept: float
+    objective: float
+    n_iter: int
+    converged: bool
+    history: np.ndarray
+    solver: str
+    loss: str = "squared"
+    lam: float = 0.0
+    l1_ratio: float = 0.0
+    fit_intercept: bool = True
+    message: str = ""
+    info: dict = field(default_factory=dict)
+
+    def decision_function(self, X):
+        """Linear predictor ``X @ coef + intercept``, shape (n,)."""
+        X = _check_X(X, p=self.coef.shape[0])
+        return np.asarray(X @ self.coef).ravel() + self.intercept
+
+    def predict_proba(self, X):
+        """``P(y = 1 | x) = sigmoid(x.w + c)`` (logistic loss only), shape (n,)."""
+        if self.loss != "logistic":
+            raise ValueError("predict_proba is only defined for loss='logistic'")
+        t = self.decision_function(X)
+        # overflow-safe sigmoid
+        e = np.exp(-np.abs(t))
+        return np.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+    def predict(self, X):
+        """Predictions: ``X @ coef + intercept`` (squared) or 0/1 labels (logistic)."""
+        t = self.decision_function(X)
+        if self.loss == "logistic":
+            return (t > 0).astype(np.int64)
+        return t
+
+
+@dataclass
+class GLMPath:
+    """A regularisation path (from :func:`path`).
+
+    Attributes
+    ----------
+    lams : ndarray, shape (k,)
+        Decreasing penalty values.
+    coefs : ndarray, shape (k, p)
+        Coefficients for each ``lam``.
+    intercepts : ndarray, shape (k,)
+    objectives : ndarray, shape (k,)
+    n_iters : ndarray of int, shape (k,)
+    converged : ndarray of bool, shape (k,)
+    solver, loss : str
+    l1_ratio : float
+    fit_intercept : bool
+    """
+
+    lams: np.ndarray
+    coefs: np.ndarray
+    intercepts: np.ndarray
+    objectives: np.ndarray
+    n_iters: np.ndarray
+    converged: np.ndarray
+    solver: str
+    loss: str
+    l1_ratio: float
+    fit_intercept: bool
+
+    def __getitem__(self, k):
+        """The k-th fit as a :class:`GLMResult` (history holds its final objective)."""
+        return GLMResult(coef=self.coefs[k].copy(), intercept=float(self.intercepts[k]),
+                         objective=float(self.objectives[k]), n_iter=int(self.n_iters[k]),
+                         converged=bool(self.converged[k]),
+                         history=np.array([self.objectives[k]]), solver=self.solver,
+                         loss=self.loss, lam=float(self.lams[k]), l1_ratio=self.l1_ratio,
+                         fit_intercept=self.fit_intercept)
+
+    def __len__(self):
+        return self.lams.shape[0]
+
+
+# ---------------------------------------------------------------------------
+# validation and the prepared problem
+# ---------------------------------------------------------------------------
+
+def _is_sparse(X):
+    try:
+        import scipy.sparse as sp
+    except ImportError:  # pragma: no cover
+        return False
+    return sp.issparse(X)
+
+
+def _check_X(X, p=None):
+    if _is_sparse(X):
+        X = X.tocsr()
+        if X.dtype != np.float64:
+            X = X.astype(np.float64)
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        check_finite(X.data, "X")
+    else:
+        X = as_float_array(X, "X", ndim=2)
+    if X.shape[0] == 0:
+        raise ValueError("X is empty (0 samples)")
+    if X.shape[1] == 0:
+        raise ValueError("X has 0 features")
+    if p is not None and X.shape[1] != p:
+        raise ValueError(f"X has {X.shape[1]} features, but the model has {p}")
+    return X
+
+
+class _Problem:
+    """Validated data plus lazily built layouts shared by every solve (and a path)."""
+
+    def __init__(self, X, y, loss, fit_intercept, sample_weight):
+        from .kernels import glm as K
+        self.K = K
+        self.loss = check_choice(loss, "loss", _LOSSES)
+        self.code = K.LOSS_SQUARED if self.loss == "squared" else K.LOSS_LOGISTIC
+        if not isinstance(fit_intercept, (bool, np.bool_)):
+            raise TypeError(f"fit_intercept must be a bool, got {type(fit_intercept).__name__}")
+        self.fit_intercept = bool(fit_intercept)
+        X = _check_X(X)
+        self.sparse = _is_sparse(X)
+        y = as_float_array(np.asarray(y).astype(np.float64) if np.asarray(y).dtype == bool else y,
+                           "y", ndim=1)
+        check_consistent_length(X=X if not self.sparse else np.empty(X.shape[0]), y=y)
+        if self.loss == "logistic" and not np.all((y == 0.0) | (y == 1.0)):
+            raise ValueError("y must contain only 0 and 1 for loss='logistic'")
+        n, p = X.shape
+        if sample_weight is None:
+            sw = np.full(n, 1.0 / n)
+            self.weighted = False
+        else:
+            sw = as_float_array(sample_weight, "sample_weight", ndim=1)
+            check_consistent_length(X=np.empty(n), sample_weight=sw)
+            if np.any(sw < 0):
+                raise ValueError("sample_weight must be non-negative")
+            tot = float(sw.sum())
+            if not tot > 0:
+                raise ValueError("sample_weight must have a positive sum")
+            sw = sw / tot
+            self.weighted = True
+        self.X, self.y, self.sw, self.n, self.p = X, y, sw, n, p
+        self._csc = None
+        self._fortran = None
+        self._gram = None
+
+    # --- layouts -----------------------------------------------------------
+    @property
+    def csc(self):
+        if self._csc is None:
+            self._csc = self.X.tocsc()
+            self._csc.sort_indices()
+        return self._csc
+
+    @property
+    def fortran(self):
+        if self._fortran is None:
+            self._fortran = np.asfortranarray(self.X)
+        return self._fortran
+
+    def gram(self):
+        """Weighted, centred (if intercept) ``G = X'SX``, ``b = X'Sy``, means and var(y)."""
+        if self._gram is None:
+            X, sw, y = self.X, self.sw, self.y
+            if self.sparse:
+                G = np.asarray((X.T @ X.multiply(sw[:, None]).tocsr()).toarray())
+                b = np.asarray(X.T @ (sw * y)).ravel()
+                xbar = np.asarray(X.T @ sw).ravel()
+            else:
+                if self.weighted:
+                    Xs = X * np.sqrt(sw)[:, None]
+                    G = Xs.T @ Xs
+                else:
+                    G = (X.T @ X) * (1.0 / self.n)
+                b = X.T @ (sw * y)
+                xbar = X.T @ sw
+            if self.fit_intercept:
+                ybar = float(sw @ y)
+                G = G - np.outer(xbar, xbar)
+                b = b - xbar * ybar
+            else:
+                ybar = 0.0
+                xbar = np.zeros(self.p)
+            G = 0.5 * (G + G.T)
+            yvar = float(sw @ (y - ybar) ** 2)
+            self._gram = (np.ascontiguousarray(G), b, xbar, ybar, yvar)
+        return self._gram
+
+    # --- smooth part -------------------------------------------------------
+    def loss_grad(self, coef, c, grad, curv):
+        K = self.K
+        if self.sparse:
+            X = self.X
+            return K.glm_loss_grad_csr(X.data, X.indices, X.indptr, self.y, self.sw, coef,
+                                       c, self.code, grad, curv)
+        return K.glm_loss_grad(self.X, self.y, self.sw, coef, c, self.code, grad, curv)
+
+    def loss_value(self, coef, c):
+        K = self.K
+        if self.sparse:
+            X = self.X
+            return K.glm_loss_csr(X.data, X.indices, X.indptr, self.y, self.sw, coef, c, self.code)
+        return K.glm_loss(self.X, self.y, self.sw, coef, c, self.code)
+
+    def null_loss(self):
+        """Loss with ``w = 0`` and the best intercept: the scale of tolerances."""
+        ybar = float(self.sw @ self.y) if self.fit_intercept else None
+        if self.loss == "squared":
+            m = ybar if ybar is not None else 0.0
+            return 0.5 * float(self.sw @ (self.y - m) ** 2)
+        if ybar is None:
+            return math.log(2.0)
+        if ybar <= 0.0 or ybar >= 1.0:
+            return 0.0
+        return -(ybar * math.log(ybar) + (1 - ybar) * math.log(1 - ybar))
+
+    def lam_max(self, l1_ratio):
+        """Smallest ``lam`` with an all-zero solution (``l1_ratio`` floored at 1e-3)."""
+        sw, y = self.sw, self.y
+        if self.fit_intercept:
+            ybar = float(sw @ y)
+            if self.loss == "squared":
+                d = ybar - y
+            else:
+                d = ybar - y  # sigmoid(logit(ybar)) - y
+        else:
+            d = -y if self.loss == "squared" else 0.5 - y
+        g = np.asarray(self.X.T @ (sw * d)).ravel()
+        return float(np.max(np.abs(g))) / max(l1_ratio, 1e-3)
+
+
+def _penalty(coef, lam, l1_ratio):
+    return lam * (l1_ratio * float(np.abs(coef).sum()) + 0.5 * (1.0 - l1_ratio) * float(coef @ coef))
+
+
+# ---------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------
+
+def loss_and_grad(X, y, coef, intercept=0.0, *, loss="squared", sample_weight=None):
+    """Mean loss (weighted as in DESIGN.md) and its gradient, in one pass over ``X``.
+
+    Returns
+    -------
+    value : float
+    grad_coef : ndarray, shape (p,)
+    grad_intercept : float
+    """
+    prob = _Problem(X, y, loss, True, sample_weight)
+    coef = as_float_array(coef, "coef", ndim=1)
+    if coef.shape[0] != prob.p:
+        raise ValueError(f"coef has length {coef.shape[0]}, X has {prob.p} features")
+    intercept = check_scalar(intercept, "intercept")
+    grad = np.empty(prob.p)
+    val, gc = prob.loss_grad(coef, intercept, grad, np.empty(0))
+    return float(val), grad, float(gc)
+
+
+def objective(X, y, coef, intercept=0.0, *, loss="squared", lam=0.0, l1_ratio=0.0,
+              sample_weight=None):
+    """The objective of DESIGN.md at ``(coef, intercept)``."""
+    lam = check_scalar(lam, "lam", lo=0.0)
+    l1_ratio = check_scalar(l1_ratio, "l1_ratio", lo=0.0, hi=1.0)
+    val, _, _ = loss_and_grad(X, y, coef, intercept, loss=loss, sample_weight=sample_weight)
+    return val + _penalty(np.asarray(coef, dtype=np.float64), lam, l1_ratio)
+
+
+def _check_params(lam, l1_ratio, solver, max_iter, tol, p):
+    lam = check_scalar(lam, "lam", lo=0.0)
+    l1_ratio = check_scalar(l1_ratio, "l1_ratio", lo=0.0, hi=1.0)
+    solver = check_choice(solver, "solver", SOLVERS)
+    if solver == "auto":
+        if lam > 0 and l1_ratio > 0:
+            solver = "cd"
+        elif p <= _NEWTON_MAX_P:
+            solver = "newton"
+        else:
+            solver = "lbfgs"
+    if solver in _SMOOTH_ONLY and lam > 0 and l1_ratio > 0:
+        raise ValueError(
+            f"solver={solver!r} needs a smooth objective and cannot handle an L1 penalty "
+            f"(lam={lam}, l1_ratio={l1_ratio}); use solver='cd', 'fista' or 'ista'")
+    if max_iter is None:
+        max_iter = _DEFAULT_MAX_ITER[solver]
+    max_iter = check_scalar(max_iter, "max_iter", kind="int", lo=1)
+    tol = check_scalar(tol, "tol", lo=0.0)
+    return lam, l1_ratio, solver, max_iter, tol
+
+
+def _initial_point(warm_start, p, fit_intercept):
+    if warm_start is None:
+        return np.zeros(p), 0.0
+    if isinstance(warm_start, (GLMResult,)):
+        coef, c = warm_start.coef, warm_start.intercept
+    elif isinstance(warm_start, tuple) and len(warm_start) == 2:
+        coef, c = warm_start
+    else:
+        coef, c = warm_start, 0.0
+    coef = as_float_array(coef, "warm_start coef", ndim=1, copy=True)
+    if coef.shape[0] != p:
+        raise ValueError(f"warm_start has {coef.shape[0]} coefficients, X has {p} features")
+    c = check_scalar(c, "warm_start intercept") if fit_intercept else 0.0
+    return coef, c
+
+
+def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solver="auto",
+        sample_weight=None, max_iter=None, tol=1e-8, random_state=None, verbose=False,
+        callback=None, warm_start=None, solver_options=None):
+    """Fit a regularised linear (``loss="squared"``) or logistic regression.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, p), or scipy.sparse matrix
+        Design matrix (sparse input is used as CSR; CSC is built for ``"cd"``).
+    y : array_like, shape (n,)
+        Targets; ``{0, 1}`` (or bool) for the logistic loss.
+    loss : {"squared", "logistic"}, default="squared"
+    lam : float, default=0.0
+        Penalty strength ``>= 0``.
+    l1_ratio : float, default=0.0
+        Elastic-net mix in ``[0, 1]``: 1 is the lasso, 0 is ridge.
+    fit_intercept : bool, default=True
+        Fit an unpenalised intercept.
+    solver : str, default="auto"
+        One of :data:`SOLVERS` (see the module docstring). A smooth-only
+        solver with ``lam > 0`` and ``l1_ratio > 0`` raises ``ValueError``.
+    sample_weight : array_like, shape (n,), optional
+        Non-negative weights (normalised internally to sum to ``n``).
+    max_iter : int, optional
+        Iteration budget (epochs for stochastic solvers); solver-specific default.
+    tol : float, default=1e-8
+        Stopping tolerance. For ``"cd"``: the largest curvature-weighted
+        coordinate change ``sqrt(H_j) |delta_j|`` of a full sweep relative to
+        ``sqrt(null loss)`` (the loss at ``w = 0``); for the
+        other solvers: the relative objective change (``"newton"``: half the
+        squared Newton decrement relative to the objective).
+    random_state : None, int or numpy.random.Generator
+        Shuffling of the stochastic solvers.
+    verbose : bool, default=False
+        Show progress.
+    callback : callable, optional
+        ``callback(iteration, state) -> bool`` with ``state`` a dict holding
+        ``coef`` and ``intercept``; returning True stops.
+    warm_start : GLMResult, (coef, intercept) or coef array, optional
+        Starting point.
+    solver_options : dict, optional
+        Extra keyword arguments for the solver (e.g. ``learning_rate``,
+        ``batch_size`` for the stochastic ones; ``momentum`` for ``"momentum"``).
+
+    Returns
+    -------
+    GLMResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgrad import glm
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 5)); y = X @ [1.0, 0, 0, -2.0, 0] + 0.1 * rng.normal(size=200)
+    >>> res = glm.fit(X, y, lam=0.05, l1_ratio=1.0)
+    >>> np.round(res.coef, 2)
+    array([ 0.95,  0.  , -0.  , -1.94,  0.  ])
+    """
+    prob = _Problem(X, y, loss, fit_intercept, sample_weight)
+    lam, l1_ratio, solver, max_iter, tol = _check_params(lam, l1_ratio, solver, max_iter, tol,
+                                                         prob.p)
+    coef0, c0 = _initial_point(warm_start, prob.p, prob.fit_intercept)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+    return _solve(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random_state, verbose,
+                  callback, dict(solver_options or {}))
+
+
+def path(X, y, *, loss="squared", l1_ratio=1.0, lams=None, n_lams=100, lam_min_ratio=None,
+         fit_intercept=True, solver="auto", sample_weight=None, max_iter=None, tol=1e-8,
+         verbose=False, solver_options=None):
+    """Regularisation path on a decreasing grid of ``lam`` with warm starts (as glmnet).
+
+    Parameters
+    ----------
+    X, y, loss, l1_ratio, fit_intercept, solver, sample_weight, max_iter, tol
+        As in :func:`fit` (``l1_ratio`` defaults to 1, the lasso).
+    lams : array_like, optional
+        Penalty values (sorted decreasingly). Default: ``n_lams`` values
+        log-spaced from ``lam_max`` (the smallest ``lam`` with all
+        coefficients zero; for ``l1_ratio < 1e-3`` it is computed with 1e-3)
+        down to ``lam_min_ratio * lam_max``.
+    n_lams : int, default=100
+    lam_min_ratio : float, optional
+        Default ``1e-4`` if ``n > p`` else ``1e-2`` (glmnet's choice).
+    verbose : bool, default=False
+        Print one line per ``lam``.
+
+    Returns
+    -------
+    GLMPath
+    """
+    prob = _Problem(X, y, loss, fit_intercept, sample_weight)
+    l1c = check_scalar(l1_ratio, "l1_ratio", lo=0.0, hi=1.0)
+    if lams is None:
+        n_lams = check_scalar(n_lams, "n_lams", kind="int", lo=1)
+        if lam_min_ratio is None:
+            lam_min_ratio = 1e-4 if prob.n > prob.p else 1e-2
+        lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", lo=0.0, hi=1.0, lo_open=True)
+        lmax = prob.lam_max(l1c)
+        if lmax <= 0:
+            lmax = 1.0
+        lams = lmax * np.logspace(0.0, math.log10(lam_min_ratio), n_lams) if n_lams > 1 \
+            else np.array([lmax])
+    else:
+        lams = as_float_array(lams, "lams", ndim=1)
+        if lams.size == 0:
+            raise ValueError("lams is empty")
+        if np.any(lams < 0):
+            raise ValueError("lams must be non-negative")
+        lams = np.sort(lams)[::-1].copy()
+    k = lams.shape[0]
+    coefs = np.empty((k, prob.p))
+    intercepts = np.empty(k)
+    objectives = np.empty(k)
+    n_iters = np.empty(k, dtype=np.int64)
+    conv = np.empty(k, dtype=bool)
+    coef, c = np.zeros(prob.p), 0.0
+    used = None
+    opts = dict(solver_options or {})
+    for i, lam in enumerate(lams):
+        lam_i, l1_i, solver_i, max_iter_i, tol_i = _check_params(float(lam), l1c, solver,
+                                                                 max_iter, tol, prob.p)
+        res = _solve(prob, lam_i, l1_i, solver_i, max_iter_i, tol_i, coef, c, None, False, None,
+                     opts)
+        coef, c = res.coef, res.intercept
+        coefs[i], intercepts[i], objectives[i] = coef, c, res.objective
+        n_iters[i], conv[i] = res.n_iter, res.converged
+        used = res.solver
+        if verbose:
+            print(f"path {i + 1:4d}/{k}  lam {lam:.4g}  nnz {int(np.count_nonzero(coef))}  "
+                  f"objective {res.objective:.10g}  iters {res.n_iter}", flush=True)
+    return GLMPath(lams=lams, coefs=coefs, intercepts=intercepts, objectives=objectives,
+                   n_iters=n_iters, converged=conv, solver=used, loss=prob.loss,
+                   l1_ratio=l1c, fit_intercept=prob.fit_intercept)
+
+
+# ---------------------------------------------------------------------------
+# solving
+# ---------------------------------------------------------------------------
+
+def _solve(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random_state, verbose,
+           callback, opts):
+    if solver == "cd":
+        coef, c, n_iter, converged, history, message = _solve_cd(
+            prob, lam, l1_ratio, max_iter, tol, coef0, c0, verbose, callback)
+        info = {}
+    else:
+        coef, c, n_iter, converged, history, message, info = _solve_generic(
+            prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random_state, verbose,
+            callback, opts)
+    obj = float(prob.loss_value(coef, c)) + _penalty(coef, lam, l1_ratio)
+    return GLMResult(coef=coef, intercept=float(c), objective=obj, n_iter=int(n_iter),
+                     converged=bool(converged), history=np.asarray(history, dtype=np.float64),
+                     solver=solver, loss=prob.loss, lam=lam, l1_ratio=l1_ratio,
+                     fit_intercept=prob.fit_intercept, message=message, info=info)
+
+
+def _use_gram(prob):
+    return prob.loss == "squared" and prob.n > prob.p and prob.p <= 5000
+
+
+def _solve_cd(prob, lam, l1_ratio, max_iter, tol, coef0, c0, verbose, callback):
+    from .solvers._common import Progress
+    K = prob.K
+    coef = coef0.copy()
+    # the kernels test curvature-weighted squared coordinate changes: compare
+    # them with (tol * sqrt(null loss))^2, so tol is a relative coordinate change
+    tol_abs = tol * tol * max(prob.null_loss(), 1e-300)
+    stepwise = callback is not None or verbose
+    gram = _use_gram(prob)
+    if gram:
+        G, b, xbar, ybar, yvar = prob.gram()
+        const = 0.5 * yvar
+
+        def run(k, hist):
+            n_it, conv = K.glm_cd_gram(G, b, lam, l1_ratio, coef, k, tol_abs, hist)
+            return n_it, conv
+    else:
+        c_box = [c0 if prob.fit_intercept else 0.0]
+        const = 0.0
+
+        def run(k, hist):
+            if prob.sparse:
+                A = prob.csc
+                c, n_it, conv, _ = K.glm_cd_csc(A.data, A.indices, A.indptr, prob.n, prob.y,
+                                                prob.sw, prob.code, lam, l1_ratio,
+                                                prob.fit_intercept, coef, c_box[0], k, tol_abs,
+                                                hist)
+            else:
+                c, n_it, conv, _ = K.glm_cd(prob.fortran, prob.y, prob.sw, prob.code, lam,
+                                            l1_ratio, prob.fit_intercept, coef, c_box[0], k,
+                                            tol_abs, hist)
+            c_box[0] = c
+            return n_it, conv
+
+    def intercept():
+        if gram:
+            return ybar - float(xbar @ coef) if prob.fit_intercept else 0.0
+        return c_box[0]
+
+    if not stepwise:
+        hist = np.empty(max_iter + 1)
+        n_iter, converged = run(max_iter, hist)
+        history = hist[:n_iter + 1] + const
+        message = "converged" if converged else "max_iter reached"
+    else:
+        progress = Progress(verbose, max_iter, "cd")
+        history = []
+        n_iter, converged, message = 0, False, "max_iter reached"
+        hist = np.empty(2)
+        try:
+            while n_iter < max_iter:
+                k, conv = run(1, hist)
+                if not history:
+                    history.append(hist[0] + const)
+                if k == 0:
+                    converged = conv
+                    break
+                n_iter += 1
+                history.append(hist[1] + const)
+                progress.update(n_iter, history[-1])
+                if conv:
+                    converged = True
+                    message = "converged"
+                    break
+                if callback is not None and callback(n_iter, {"coef": coef.copy(),
+                                                              "intercept": intercept()}):
+                    message = "stopped by callback"
+                    break
+        finally:
+            progress.close()
+    if not converged and message == "max_iter reached":
+        warnings.warn(f"cd did not converge within max_iter={max_iter} iterations; increase "
+                      "max_iter or loosen tol", ConvergenceWarning, stacklevel=4)
+    return coef, intercept(), n_iter, converged, history, message
+
+
+def _solve_generic(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random_state,
+                   verbose, callback, opts):
+    from . import solvers as S
+    from .prox import l1 as prox_l1
+    p, fi = prob.p, prob.fit_intercept
+    l1 = lam * l1_ratio
+    l2 = lam * (1.0 - l1_ratio)
+    x0 = np.concatenate([coef0, [c0]]) if fi else coef0.copy()
+    grad = np.empty(p)
+    empty = np.empty(0)
+    cache = {"x": None, "curv": None}
+    want_curv = solver == "newton"
+
+    def split(x):
+        return x[:p], (float(x[p]) if fi else 0.0)
+
+    def fun(x):
+        w, c = split(x)
+        curv = np.empty(prob.n) if want_curv else empty
+        val, gc = prob.loss_grad(w, c, grad, curv)
+        g = np.empty_like(x)
+        g[:p] = grad + l2 * w
+        if fi:
+            g[p] = gc
+        if want_curv:
+            cache["x"], cache["curv"] = x.copy(), curv
+        return val + 0.5 * l2 * float(w @ w), g
+
+    def fun_value(x):
+        w, c = split(x)
+        return float(prob.loss_value(w, c)) + 0.5 * l2 * float(w @ w)
+
+    cb = None
+    if callback is not None:
+        def cb(it, x):
+            w, c = split(x)
+            return callback(it, {"coef": w.copy(), "intercept": c})
+
+    common = dict(callback=cb, verbose=verbose, name=solver)
+    if solver in ("fista", "ista"):
+        if l1 > 0:
+            def prox(v, t):
+                out = v.copy()
+                out[:p] = prox_l1(v[:p], t * l1)
+                return out
+
+            def penalty(x):
+                return l1 * float(np.abs(x[:p]).sum())
+        else:
+            prox = penalty = None
+        opts.setdefault("gtol", None)
+        res = S.proximal_gradient(fun, x0, prox=prox, penalty=penalty, fun_value=fun_value,
+                                  accelerate=solver == "fista", max_iter=max_iter, tol=tol,
+                                  **common, **opts)
+    elif solver == "newton":
+        def hess(x):
+            if cache["x"] is None or not np.array_equal(cache["x"], x):
+                fun(x)
+            return _hessian(prob, cache["curv"], l2)
+        res = S.newton(fun, x0, hess=hess, fun_value=fun_value, max_iter=max_iter, tol=tol,
+                       **common, **opts)
+    elif solver == "lbfgs":
+        res = S.lbfgs(fun, x0, max_iter=max_iter, tol=tol, **common, **opts)
+    elif solver == "gd":
+        opts.setdefault("gtol", None)
+        res = S.gradient_descent(fun, x0, fun_value=fun_value, max_iter=max_iter, tol=tol,
+                                 **common, **opts)
+    elif solver == "momentum":
+        opts.setdefault("gtol", None)
+        res = S.heavy_ball(fun, x0, fun_value=fun_value, max_iter=max_iter, tol=tol, **common,
+                           **opts)
+    else:  # sgd / adagrad / adam
+        res = _solve_stochastic(prob, solver, l2, x0, max_iter, tol, random_state, fun_value,
+                                common, opts)
+    w, c = split(res.x)
+    hist = np.asarray(res.history, dtype=np.float64)
+    return (w.copy(), c, res.n_iter, res.converged, hist, res.message, dict(res.info))
+
+
+def _hessian(prob, curv, l2):
+    """Hessian of the smooth objective in ``(w, c)`` from the curvatures ``sw_i l''_i``."""
+    X, p = prob.X, prob.p
+    m = p + 1 if prob.fit_intercept else p
+    H = np.empty((m, m))
+    if prob.sparse:
+        Xd = X.multiply(curv[:, None]).tocsr()
+        H[:p, :p] = (X.T @ Xd).toarray()
+    else:
+        Xs = X * np.sqrt(curv)[:, None]
+        H[:p, :p] = Xs.T @ Xs
+    H[np.arange(p), np.arange(p)] += l2
+    if prob.fit_intercept:
+        hc = np.asarray(X.T @ curv).ravel()
+        H[:p, p] = hc
+        H[p, :p] = hc
+        H[p, p] = float(curv.sum())
+    return H
+
+
+def _solve_stochastic(prob, method, l2, x0, max_iter, tol, random_state, fun_value, common, opts):
+    from . import solvers as S
+    p, fi, n = prob.p, prob.fit_intercept, prob.n
+    opts = dict(opts)
+    if opts.get("learning_rate") is None:
+        # a safe step from the largest per-sample curvature (sgd), the usual defaults otherwise
+        if prob.sparse:
+            rn = np.asarray(prob.X.multiply(prob.X).sum(axis=1)).ravel()
+        else:
+            rn = np.einsum("ij,ij->i", prob.X, prob.X)
+        curv = 1.0 if prob.loss == "squared" else 0.25
+        L = curv * (float(rn.max()) + (1.0 if fi else 0.0)) + l2
+        opts["learning_rate"] = {"sgd": 0.5 / L, "adagrad": 0.5, "adam": 0.01}[method]
+    grad = np.empty(p)
+    empty = np.empty(0)
+    sw = prob.sw
+
+    def grad_batch(x, idx):
+        w = x[:p]
+        c = float(x[p]) if fi else 0.0
+        swb = sw[idx]
+        swb = swb * (n / idx.shape[0])
+        if prob.sparse:
+            Xb = prob.X[idx]
+            _, gc = prob.K.glm_loss_grad_csr(Xb.data, Xb.indices, Xb.indptr, prob.y[idx], swb,
+                                             w, c, prob.code, grad, empty)
+        else:
+            _, gc = prob.K.glm_loss_grad(prob.X[idx], prob.y[idx], swb, w, c, prob.code, grad,
+                                         empty)
+        g = np.empty_like(x)
+        g[:p] = grad + l2 * w
+        if fi:
+            g[p] = gc
+        return g
+
+    return S.sgd(grad_batch, x0, n, method=method, n_epochs=max_iter,
+                 tol=opts.pop("tol", 0.0) if "tol" in opts else 0.0, fun_value=fun_value,
+                 random_state=random_state, **common, **opts)
