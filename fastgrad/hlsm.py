@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import prox as _prox
+from ._threads import threads_for
 from ._validation import check_random_state, check_scalar
 from .solvers import proximal_gradient
 
@@ -564,10 +565,11 @@ def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, g
         def cb(it, x):
             b, eps, alpha = prob.unpack(x)
             return callback(it, {"b": b.copy(), "eps": eps.copy(), "alpha": alpha.copy()})
-    sol = proximal_gradient(prob.fun, prob.pack(b0, eps0, alpha0), prox=prob.prox,
-                            penalty=prob.penalty, fun_value=prob.fun_value, accelerate=accelerate,
-                            max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
-                            name="hlsm.fit")
+    with threads_for(K * n * n):
+        sol = proximal_gradient(prob.fun, prob.pack(b0, eps0, alpha0), prox=prob.prox,
+                                penalty=prob.penalty, fun_value=prob.fun_value, accelerate=accelerate,
+                                max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
+                                name="hlsm.fit")
     b, eps, alpha = (a.copy() for a in prob.unpack(sol.x))
     b -= b.mean(axis=0)  # the likelihood is translation invariant: centre the shared positions
     z = b[None] + eps
