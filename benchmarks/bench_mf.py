@@ -12,9 +12,7 @@ def _data(n_ratings=100_000, n_users=943, n_items=1682, seed=0):
     return u.astype(np.int32), i.astype(np.int32), np.clip(np.round(r), 1, 5)
 
 
-class MFEpoch:
-    """One SGD epoch over 100,000 MovieLens-100k-shaped ratings, 100 factors."""
-
+class _ThreadsParam:
     params = ([1, 2],)
     param_names = ["n_threads"]
     timeout = 60
@@ -22,6 +20,13 @@ class MFEpoch:
     def setup(self, n_threads):
         if n_threads > numba.config.NUMBA_NUM_THREADS:
             raise NotImplementedError("not enough threads")
+
+
+class MFEpoch(_ThreadsParam):
+    """One SGD epoch over 100,000 MovieLens-100k-shaped ratings, 100 factors."""
+
+    def setup(self, n_threads):
+        super().setup(n_threads)
         self.u, self.i, self.r = _data()
         nu, ni, k = 943, 1682, 100
         rng = np.random.default_rng(0)
@@ -51,23 +56,18 @@ class MFEpoch:
             mf_sgd_epoch(self.u, self.i, self.r, self.mu, self.bu, self.bi, self.P, self.Q,
                          0.005, 0.02, 0.02)
         else:
-            mf_sgd_epoch_blocked(self.ub, self.ib, self.rb, self.ptr, self.B, self.strata, self.mu,
+            mf_sgd_epoch_blocked(self.ub, self.ib, self.rb, self.ptr, self.B, self.strata, -1, self.mu,
                                  self.bu, self.bi, self.P, self.Q, 0.005, 0.02, 0.02)
 
     def time_rmse(self, n_threads):
         mf_error_sums(self.u, self.i, self.r, self.mu, self.bu, self.bi, self.P, self.Q, 1.0, 5.0)
 
 
-class MFFit:
+class MFFit(_ThreadsParam):
     """Full ``mf.fit`` (defaults: 100 factors) on 20,000 ratings, 5 epochs, and prediction."""
 
-    params = ([1, 2],)
-    param_names = ["n_threads"]
-    timeout = 60
-
     def setup(self, n_threads):
-        if n_threads > numba.config.NUMBA_NUM_THREADS:
-            raise NotImplementedError("not enough threads")
+        super().setup(n_threads)
         self.u, self.i, self.r = _data(20_000, 300, 500)
         self.model = mf.fit(self.u, self.i, self.r, n_epochs=1, n_threads=n_threads, random_state=0)
         self.model.predict(self.u, self.i)

@@ -15,7 +15,7 @@ With more than one thread, epochs follow a block-stratified schedule (DSGD /
 FPSG): users and items are split into ``B`` blocks each and the ``B`` blocks of
 one stratum -- pairwise disjoint in users and items -- run in parallel, so no
 two threads ever update the same row. A fixed ``random_state`` and ``n_blocks``
-(by default ``2 * n_threads``) reproduce a fit exactly.
+(by default ``n_threads``) reproduce a fit exactly.
 
 Examples
 --------
@@ -23,6 +23,7 @@ Examples
 >>> model = mf.fit(users, items, ratings, n_factors=50, random_state=0)  # doctest: +SKIP
 >>> model.predict(["alice"], ["matrix"])                                  # doctest: +SKIP
 """
+import contextlib
 import json
 import math
 import numbers
@@ -457,13 +458,15 @@ class MFModel:
         uu = uu.astype(np.int32)
         ii = ii.astype(np.int32)
         if update == "all":
-            trainer = _Trainer(uu, ii, r, self.n_users, self.n_items, rng,
-                               _resolve_threads(n_threads), self.params.get("n_blocks"))
+            n_threads = _resolve_threads(n_threads)
             hist = []
-            for _ in range(n_epochs):
-                sse = trainer.epoch(self.mu, self.user_bias, self.item_bias, self.P, self.Q, lr, reg, reg_bias)
-                _check_diverged(sse, len(hist) + 1, lr)
-                hist.append(math.sqrt(sse / r.shape[0]))
+            with _numba_threads(n_threads):
+                trainer = _Trainer(uu, ii, r, self.n_users, self.n_items, rng, n_threads)
+                for _ in range(n_epochs):
+                    sse = trainer.epoch(self.mu, self.user_bias, self.item_bias, self.P, self.Q,
+                                        lr, reg, reg_bias)
+                    _check_diverged(sse, len(hist) + 1, lr)
+                    hist.append(math.sqrt(sse / r.shape[0]))
             self.partial_history = np.asarray(hist)
             return self
         user_free = np.arange(self.n_users) >= nu0
@@ -574,9 +577,26 @@ def _resolve_threads(n_threads):
     return n
 
 
+@contextlib.contextmanager
+def _numba_threads(n_threads):
+    """Run the block with ``numba.set_num_threads(n_threads)``, then restore."""
+    import numba
+    saved = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(saved)
+
+
 def default_n_blocks(n_threads):
-    """Blocks per dimension of the parallel schedule: ``2 * n_threads`` (1 thread: serial)."""
-    return 1 if n_threads <= 1 else 2 * n_threads
+    """Blocks per dimension of the parallel schedule: ``n_threads`` (1 thread: serial).
+
+    One cell per thread per stratum keeps the number of synchronisation points
+    per epoch at ``B`` (what matters on a busy machine); the result depends on
+    ``B`` only, so a fixed thread count reproduces a fit.
+    """
+    return max(1, int(n_threads))
 
 
 class _Trainer:
@@ -606,16 +626,14 @@ class _Trainer:
 
     def epoch(self, mu, bu, bi, P, Q, lr, reg, reg_bias):
         """Shuffle, then one SGD epoch; returns the running SSE."""
-        from .kernels.mf import (mf_sgd_epoch, mf_sgd_epoch_blocked, mf_shuffle,
-                                 mf_shuffle_blocks)
+        from .kernels.mf import mf_sgd_epoch, mf_sgd_epoch_blocked, mf_shuffle
         seed = int(self.rng.integers(_SEED_HIGH))
         if self.serial:
             mf_shuffle(self.users, self.items, self.ratings, seed)
             return mf_sgd_epoch(self.users, self.items, self.ratings, mu, bu, bi, P, Q, lr, reg, reg_bias)
         strata = self.rng.permutation(self.n_blocks)
-        mf_shuffle_blocks(self.users, self.items, self.ratings, self.block_ptr, seed)
         return mf_sgd_epoch_blocked(self.users, self.items, self.ratings, self.block_ptr,
-                                    self.n_blocks, strata, mu, bu, bi, P, Q, lr, reg, reg_bias)
+                                    self.n_blocks, strata, seed, mu, bu, bi, P, Q, lr, reg, reg_bias)
 
 
 class _EpochProgress:
@@ -694,7 +712,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         the serial kernel runs (a global shuffle per epoch).
     n_blocks : int, optional
         Blocks per dimension of the parallel schedule (``B``); default
-        ``2 * n_threads`` (serial when ``n_threads == 1``). Results depend on
+        ``n_threads`` (serial when ``n_threads == 1``). Results depend on
         ``B``, never on timing.
     validation : tuple (users, items, ratings), DataFrame or sparse matrix, optional
         Held-out ratings: their RMSE is recorded after every epoch
@@ -799,14 +817,11 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
 
     cu = np.bincount(uu, minlength=nu)
     ci = np.bincount(ii, minlength=ni)
-    import numba
-    saved_threads = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
     progress = _EpochProgress(verbose, n_epochs)
     history, train_rmse, val_rmse, lrs = [], [], [], []
     best, best_epoch, stale, best_state = np.inf, 0, 0, None
     stopped_early = False
-    try:
+    with _numba_threads(n_threads), contextlib.closing(progress):
         trainer = _Trainer(uu, ii, r, nu, ni, rng, n_threads, n_blocks)
         params["n_blocks"] = trainer.n_blocks
         for ep in range(n_epochs):
@@ -843,9 +858,6 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
             if early_stopping and stale >= patience:
                 stopped_early = True
                 break
-    finally:
-        progress.close()
-        numba.set_num_threads(saved_threads)
 
     n_iter = len(history)
     model.best_epoch = n_iter

@@ -114,9 +114,27 @@ def test_blocked_epoch_with_one_block_equals_serial(rng):
     b = [x.copy() for x in a]
     s1 = mf_sgd_epoch(users, items, r, 3.0, *a, 0.02, 0.03, 0.04)
     s2 = mf_sgd_epoch_blocked(users, items, r, np.array([0, r.size]), 1, np.zeros(1, np.int64),
-                              3.0, *b, 0.02, 0.03, 0.04)
+                              -1, 3.0, *b, 0.02, 0.03, 0.04)
     assert s1 == s2
     for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_blocked_epoch_shuffles_cells_like_shuffle_blocks(rng):
+    users, items, r = _small_data(rng, 12, 10, 80)
+    ub = mf_partition(np.bincount(users, minlength=12), 3, np.arange(12))
+    ib = mf_partition(np.bincount(items, minlength=10), 3, np.arange(10))
+    ptr, perm = mf_block_schedule(users, items, ub, ib, 3)
+    strata = np.array([2, 0, 1])
+    data1 = [users[perm], items[perm], r[perm]]
+    data2 = [x.copy() for x in data1]
+    a = _params(rng, 12, 10)
+    b = [x.copy() for x in a]
+    s1 = mf_sgd_epoch_blocked(*data1, ptr, 3, strata, 99, 3.0, *a, 0.02, 0.03, 0.04)
+    mf_shuffle_blocks(*data2, ptr, 99)
+    s2 = mf_sgd_epoch_blocked(*data2, ptr, 3, strata, -1, 3.0, *b, 0.02, 0.03, 0.04)
+    assert s1 == s2
+    for x, y in zip(a + tuple(data1), b + data2):
         np.testing.assert_array_equal(x, y)
 
 
@@ -237,7 +255,7 @@ def test_kernels_callable_from_user_njit(rng):
         ptr, perm = mf_block_schedule(users, items, ub, ib, 2)
         u2, i2, r2 = users[perm], items[perm], r[perm]
         mf_shuffle_blocks(u2, i2, r2, ptr, 3)
-        s = mf_sgd_epoch_blocked(u2, i2, r2, ptr, 2, np.arange(2), 3.0, bu, bi, P, Q, 0.01, 0.02, 0.02)
+        s = mf_sgd_epoch_blocked(u2, i2, r2, ptr, 2, np.arange(2), 5, 3.0, bu, bi, P, Q, 0.01, 0.02, 0.02)
         s2, cnt = mf_sgd_epoch_masked(users, items, r, 3.0, bu, bi, P, Q, 0.01, 0.02, 0.02,
                                       user_free, item_free)
         return s, cnt

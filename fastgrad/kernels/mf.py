@@ -105,12 +105,20 @@ def mf_shuffle(users, items, ratings, seed):
     _shuffle_range(users, items, ratings, 0, users.shape[0], np.uint64(seed))
 
 
+@njit(cache=True, inline="always")
+def _cell_seed(seed, k):
+    """Seed of cell ``k``'s stream, derived from the epoch seed."""
+    s, bits = _splitmix64(np.uint64(seed) ^ (np.uint64(k) * _MIX1))
+    return bits
+
+
 @njit(cache=True, parallel=True)
 def mf_shuffle_blocks(users, items, ratings, block_ptr, seed):
     """Shuffle the triples inside each block ``[block_ptr[k], block_ptr[k+1])`` in place.
 
     Blocks are shuffled in parallel; block ``k`` uses a stream derived from
-    ``(seed, k)``, so the outcome does not depend on the thread count.
+    ``(seed, k)`` -- the same one :func:`mf_sgd_epoch_blocked` uses -- so the
+    outcome does not depend on the thread count.
 
     Parameters
     ----------
@@ -122,10 +130,8 @@ def mf_shuffle_blocks(users, items, ratings, block_ptr, seed):
         Base seed.
     """
     nb = block_ptr.shape[0] - 1
-    base = np.uint64(seed)
     for k in prange(nb):
-        s, bits = _splitmix64(base ^ (np.uint64(k) * _MIX1))
-        _shuffle_range(users, items, ratings, block_ptr[k], block_ptr[k + 1], bits)
+        _shuffle_range(users, items, ratings, block_ptr[k], block_ptr[k + 1], _cell_seed(seed, k))
 
 
 # ----------------------------------------------------------------------------- SGD
@@ -287,7 +293,7 @@ def mf_stratum_blocks(s, b, n_blocks):
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
-def mf_sgd_epoch_blocked(users, items, ratings, block_ptr, n_blocks, strata,
+def mf_sgd_epoch_blocked(users, items, ratings, block_ptr, n_blocks, strata, seed,
                          mu, bu, bi, P, Q, lr, reg, reg_bias):
     """One block-stratified parallel SGD epoch (DSGD / FPSG schedule).
 
@@ -304,7 +310,10 @@ def mf_sgd_epoch_blocked(users, items, ratings, block_ptr, n_blocks, strata,
     strata : int array, shape (B,)
         Order of the sub-epochs: a permutation of ``0..B-1``. In sub-epoch
         ``strata[t]`` the ``B`` cells of that stratum (see
-        :func:`mf_stratum_blocks`) run in parallel.
+        :func:`mf_stratum_blocks`) run in parallel, one thread per cell.
+    seed : int
+        If ``>= 0``, each cell is first shuffled in place by its worker, exactly
+        as :func:`mf_shuffle_blocks` with this seed would; ``-1`` keeps the order.
     mu, bu, bi, P, Q, lr, reg, reg_bias
         As in :func:`mf_sgd_epoch`.
 
@@ -319,8 +328,12 @@ def mf_sgd_epoch_blocked(users, items, ratings, block_ptr, n_blocks, strata,
         s = strata[t]
         for b in prange(B):
             c = mf_stratum_blocks(s, b, B)
+            lo = block_ptr[c]
+            hi = block_ptr[c + 1]
+            if seed >= 0:
+                _shuffle_range(users, items, ratings, lo, hi, _cell_seed(seed, c))
             acc = 0.0
-            for j in range(block_ptr[c], block_ptr[c + 1]):
+            for j in range(lo, hi):
                 acc += _sgd_update(users[j], items[j], ratings[j], mu, bu, bi, P, Q,
                                    lr, reg, reg_bias, True, True)
             cell_sse[c] = acc
