@@ -1,0 +1,47 @@
+"""asv benchmarks for the HLSM kernel and fit (compilation happens in setup)."""
+import numpy as np
+
+from fastgrad import hlsm
+from fastgrad.kernels import hlsm_nll, hlsm_nll_grad
+
+
+class KernelNllGrad:
+    params = [[200, 1000, 2000], [False, True]]
+    param_names = ["n", "directed"]
+    timeout = 120
+
+    def setup(self, n, directed):
+        K, d = 4, 2
+        rng = np.random.default_rng(0)
+        Y, _ = hlsm.simulate(n, K, directed=directed, random_state=0)
+        self.Y = hlsm.encode_layers(Y, directed=directed)
+        self.YT = np.ascontiguousarray(self.Y.transpose(0, 2, 1)) if directed else self.Y
+        self.z = rng.standard_normal((K, n, d))
+        self.alpha = np.ones(K)
+        self.gz = np.empty_like(self.z)
+        self.ga = np.empty(K)
+        self.directed = directed
+        hlsm_nll_grad(self.Y, self.YT, self.z, self.alpha, directed, self.gz, self.ga)
+        hlsm_nll(self.Y, self.z, self.alpha, directed)
+
+    def time_nll_grad(self, n, directed):
+        hlsm_nll_grad(self.Y, self.YT, self.z, self.alpha, self.directed, self.gz, self.ga)
+
+    def time_nll(self, n, directed):
+        hlsm_nll(self.Y, self.z, self.alpha, self.directed)
+
+
+class Fit:
+    params = [200, 1000]
+    param_names = ["n"]
+    timeout = 300
+    number = 1
+    repeat = 1
+
+    def setup(self, n):
+        self.Y, _ = hlsm.simulate(n, 3, random_state=0)
+        hlsm.fit(hlsm.simulate(20, 3, random_state=1)[0], 1.0,
+                 max_iter=3, random_state=0)  # compile everything once, outside the timing
+
+    def time_fit(self, n):
+        hlsm.fit(self.Y, 5.0, max_iter=300, random_state=0)
