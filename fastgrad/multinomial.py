@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._threads import threads_for
 from ._validation import as_float_array, check_choice, check_consistent_length, check_scalar
 from ._warnings import ConvergenceWarning
 
@@ -356,7 +357,8 @@ class MultinomialResult:
     def predict_proba(self, X):
         """Class probabilities, shape (n, K), columns in the order of ``classes``."""
         d = self._design(X)
-        return d.proba(np.ascontiguousarray(self.coef), np.ascontiguousarray(self.intercept))
+        with threads_for(d.n * (d.p + 1) * self.coef.shape[0]):
+            return d.proba(np.ascontiguousarray(self.coef), np.ascontiguousarray(self.intercept))
 
     def predict(self, X):
         """Most probable class label of each row."""
@@ -512,10 +514,12 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
         return False
 
     name = f"multinomial.fit(solver={solver!r})"
-    with warnings.catch_warnings(record=True) as caught:
+    # a Hessian costs about n q^2 K^2 / 2 inner steps, a gradient n q K
+    work = prob.d.n * prob.q * prob.km1 * (prob.q * prob.km1 if solver == "newton" else 1)
+    with warnings.catch_warnings(record=True) as caught, threads_for(work):
         warnings.simplefilter("always", ConvergenceWarning)
         if solver == "newton":
-            res = newton(prob.fun, theta0, hess=prob.hess, fun_value=prob.value,
+            res = newton(prob.fun, theta0, hess=prob.hess,
                          max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
                          name=name)
         else:

@@ -99,7 +99,7 @@ def _softmax_ref(eta, km1, prob):
     return m + math.log(s)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def _loss_grad_core(dense, need_grad, X, data, indices, indptr, y, coef, intercept, w):
     km1, p = coef.shape
     n = y.shape[0]
@@ -158,7 +158,7 @@ def _loss_grad_core(dense, need_grad, X, data, indices, indptr, y, coef, interce
     return total / wtot, grad_coef, grad_int
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def _proba_core(dense, X, data, indices, indptr, n, coef, intercept):
     km1 = coef.shape[0]
     out = np.empty((n, km1 + 1))

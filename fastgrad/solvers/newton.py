@@ -87,7 +87,9 @@ def newton(fun, x0, *, hess, fun_value=None, max_iter=100, tol=1e-10, gtol=1e-8,
         may cache quantities (e.g. probabilities) computed by ``fun``.
     fun_value : callable, optional
         ``fun_value(x) -> f``, a cheaper value-only evaluation used by the line
-        search. Defaults to ``fun(x)[0]``.
+        search. By default the line search calls ``fun`` and reuses the
+        gradient of the accepted point (best when full steps are the rule and
+        the value costs nearly as much as value and gradient).
     max_iter : int, default=100
         Maximum number of Newton iterations.
     tol : float, default=1e-10
@@ -141,10 +143,13 @@ def newton(fun, x0, *, hess, fun_value=None, max_iter=100, tol=1e-10, gtol=1e-8,
         f, g = fun(v)
         return float(f), np.asarray(g, dtype=np.float64).ravel()
 
+    last = {"x": None, "g": None}
     if fun_value is None:
+        # line search through ``fun``: the gradient of the accepted point is reused
         def fv(v):
-            counts["gev"] += 1
-            return float(fun(v)[0])
+            f_, g_ = fg(v)
+            last["x"], last["g"] = v, g_
+            return f_
     else:
         def fv(v):
             counts["fev"] += 1
@@ -207,7 +212,10 @@ def newton(fun, x0, *, hess, fun_value=None, max_iter=100, tol=1e-10, gtol=1e-8,
             it += 1
             step = t
             x = x_new
-            f, g = fg(x)
+            if last["x"] is x_new:
+                f, g = f_new, last["g"]
+            else:
+                f, g = fg(x)
             gnorm = float(np.max(np.abs(g))) if g.size else 0.0
             history.append(f)
             progress.update(it, f)
