@@ -637,3 +637,16 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert rmse == pytest.approx(model.val_rmse[-1], abs=1e-4)
     assert main(["mf", str(tmp_path / "missing.dat")]) == 1
     assert main(["mf", str(path), "--test-size", "1.5"]) == 1
+
+
+def test_verbose_progress_with_and_without_tqdm(sim, capsys, monkeypatch):
+    u, i, r, test, _ = sim
+    kw = dict(n_factors=2, n_epochs=3, random_state=0, validation=(u[test], i[test], r[test]))
+    pytest.importorskip("tqdm")
+    mf.fit(u, i, r, verbose=True, **kw)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "val_rmse" in err
+    monkeypatch.setitem(__import__("sys").modules, "tqdm.auto", None)     # tqdm "not installed"
+    m = mf.fit(u, i, r, verbose=True, **kw)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "epoch" in ln]
+    assert len(lines) == 3 and f"val_rmse {m.val_rmse[-1]:.4f}" in lines[-1]
