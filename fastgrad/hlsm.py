@@ -199,11 +199,11 @@ def nll_and_grad(Y, b, eps, alpha, *, directed=False):
 
 
 def _nll_grad_encoded(Yenc, YT, b, eps, alpha, directed):
-    from .kernels.hlsm import hlsm_nll_grad
+    from .kernels.hlsm import hlsm_nll_grad_fast
     z = b[None, :, :] + eps
     grad_z = np.empty_like(z)
     grad_alpha = np.empty_like(alpha)
-    nll = hlsm_nll_grad(Yenc, YT, z, alpha, directed, grad_z, grad_alpha)
+    nll = hlsm_nll_grad_fast(Yenc, YT, z, alpha, directed, grad_z, grad_alpha)
     return float(nll), grad_z.sum(axis=0), grad_z, grad_alpha
 
 
@@ -266,9 +266,9 @@ class _Problem:
         return nll, np.concatenate([gb.ravel(), ge.ravel(), ga]) / self.scale
 
     def fun_value(self, x):
-        from .kernels.hlsm import hlsm_nll
+        from .kernels.hlsm import hlsm_nll_fast
         b, eps, alpha = self.unpack(x)
-        return float(hlsm_nll(self.Y, b[None] + eps, alpha, self.directed))
+        return float(hlsm_nll_fast(self.Y, b[None] + eps, alpha, self.directed))
 
     def prox(self, v, t):
         if self.lam == 0.0:

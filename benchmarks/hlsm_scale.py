@@ -1,0 +1,192 @@
+"""HLSM at the machine's limit and at scale (a plain script, run by hand; not an asv suite).
+
+    python benchmarks/hlsm_scale.py kernel            # nll+gradient pass vs NumPy, 1 and 2 threads
+    python benchmarks/hlsm_scale.py memory [n]        # sparse-input fit, peak RSS (subprocess)
+    python benchmarks/hlsm_scale.py scale [n]         # sparse-input fit time at n (default 20000)
+    python benchmarks/hlsm_scale.py all
+
+Pair evaluations are counted as K * n * (n - 1) per pass. Each timing is the best
+of several repeats; "cpu-normalised" divides by the CPU time the process actually
+got, which is the fairer figure when other jobs share the machine. The load
+average printed with each table says how busy the machine was.
+"""
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def _load():
+    try:
+        return "load average %.2f %.2f %.2f on %d cores" % (*os.getloadavg(), os.cpu_count())
+    except OSError:  # pragma: no cover
+        return "load average unavailable"
+
+
+def numpy_nll_grad(Y, z, alpha):
+    """Vectorised NumPy nll + gradient, same formulas (undirected, -1 = missing), layer by layer."""
+    K, n, d = z.shape
+    nll = 0.0
+    gz = np.empty_like(z)
+    ga = np.empty(K)
+    for k in range(K):
+        diff = z[k][:, None, :] - z[k][None, :, :]
+        eta = alpha[k] - np.einsum("ijc,ijc->ij", diff, diff)
+        obs = Y[k] >= 0
+        np.fill_diagonal(obs, False)
+        y = (Y[k] == 1)
+        e = np.exp(-np.abs(eta))
+        sp = np.maximum(eta, 0.0) + np.log1p(e)
+        s = np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        nll += 0.5 * np.where(obs, sp - y * eta, 0.0).sum()
+        r = np.where(obs, s - y, 0.0)
+        ga[k] = 0.5 * r.sum()
+        gz[k] = -2.0 * np.einsum("ij,ijc->ic", r, diff)
+    return nll, gz, ga
+
+
+def _best(f, repeat):
+    best_wall, best_cpu = np.inf, np.inf
+    for _ in range(repeat):
+        c0, t0 = time.process_time(), time.perf_counter()
+        f()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if wall < best_wall:
+            best_wall, best_cpu = wall, cpu
+    return best_wall, best_cpu
+
+
+def bench_kernel(n=2000, K=4, d=2, repeat=7):
+    import numba
+
+    from fastgrad import hlsm
+    from fastgrad.kernels.hlsm import hlsm_nll, hlsm_nll_fast, hlsm_nll_grad, hlsm_nll_grad_fast
+    Y, truth = hlsm.simulate(n, K, dim=d, random_state=0)
+    Yenc = hlsm.encode_layers(Y)
+    del Y
+    z = np.ascontiguousarray(truth.z)
+    a = truth.alpha.copy()
+    g, ga = np.empty_like(z), np.empty(K)
+    hlsm_nll_grad_fast(Yenc, Yenc, z, a, False, g, ga)  # compile
+    hlsm_nll_grad(Yenc, Yenc, z, a, False, g, ga)
+    hlsm_nll_fast(Yenc, z, a, False)
+    hlsm_nll(Yenc, z, a, False)
+    f_np, g_np, _ = numpy_nll_grad(Yenc, z, a)
+    f_fast = hlsm_nll_grad_fast(Yenc, Yenc, z, a, False, g, ga)
+    pairs = K * n * (n - 1)
+    print(f"\n== nll+gradient pass, n={n}, K={K}, d={d}, undirected ({pairs:.3g} pair evaluations/pass)")
+    print(f"   {_load()}")
+    print(f"   fast vs NumPy: |dnll|/nll = {abs(f_fast - f_np) / abs(f_np):.1e}, "
+          f"max|dgrad|/max|grad| = {np.abs(g - g_np).max() / np.abs(g_np).max():.1e}")
+    t_np, c_np = _best(lambda: numpy_nll_grad(Yenc, z, a), 3)
+    old = numba.get_num_threads()
+    rows = []
+    try:
+        for th in (1, 2):
+            if th > numba.config.NUMBA_NUM_THREADS:
+                continue
+            numba.set_num_threads(th)
+            for name, fn in (
+                    ("nll+grad fast", lambda: hlsm_nll_grad_fast(Yenc, Yenc, z, a, False, g, ga)),
+                    ("nll+grad reference", lambda: hlsm_nll_grad(Yenc, Yenc, z, a, False, g, ga)),
+                    ("nll only fast", lambda: hlsm_nll_fast(Yenc, z, a, False)),
+                    ("nll only reference", lambda: hlsm_nll(Yenc, z, a, False))):
+                w, c = _best(fn, repeat)
+                rows.append((th, name, w, c))
+    finally:
+        numba.set_num_threads(old)
+    print(f"   NumPy (1 thread, vectorised): {t_np * 1e3:9.1f} ms  {pairs / t_np:10.3g} pairs/s")
+    print(f"   {'threads':>7s} {'pass':<20s} {'ms':>9s} {'pairs/s':>10s} {'x NumPy':>8s} "
+          f"{'cpu-normalised pairs/s':>23s}")
+    for th, name, w, c in rows:
+        cpu_rate = pairs / (c / th) if c > 0 else float("nan")
+        print(f"   {th:7d} {name:<20s} {w * 1e3:9.1f} {pairs / w:10.3g} {t_np / w:8.1f} {cpu_rate:23.3g}")
+    return rows
+
+
+# ----------------------------------------------------------------------------- size / memory
+
+def _fit_child(n, K, density, max_iter, seed=0):
+    """Run in a subprocess: build a sparse multiplex network, fit it, print figures."""
+    import scipy.sparse as sp
+
+    from fastgrad import hlsm
+    t0 = time.perf_counter()
+    layers = hlsm_sparse_simulate(n, K, density, seed)
+    t_sim = time.perf_counter() - t0
+    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    res = hlsm.fit(layers, lam=5.0, random_state=seed, max_iter=max_iter, tol=1e-7)
+    t_fit = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    nnz = sum(int(sp.triu(A, 1).nnz) for A in layers)
+    print(f"RESULT n={n} K={K} edges={nnz} sim_s={t_sim:.1f} fit_s={t_fit:.1f} n_iter={res.n_iter} "
+          f"converged={res.converged} peak_rss_MiB={peak:.0f} rss_after_data_MiB={rss_data:.0f} "
+          f"nll={res.nll:.6g} deviating={int(res.deviating.sum())}", flush=True)
+
+
+def hlsm_sparse_simulate(n, K, density, seed):
+    """Sparse layers from the latent space model without any dense (n, n) array.
+
+    Shared 2-d Gaussian positions, a third of the nodes deviating in layer 0;
+    candidate pairs are sampled near each node (a k-d tree query) and kept with
+    the model probability, with alpha_k set for the requested density.
+    """
+    import scipy.sparse as sp
+    from scipy.spatial import cKDTree
+    rng = np.random.default_rng(seed)
+    b = rng.standard_normal((n, 2)) * np.sqrt(n / 200.0)  # keeps the average degree fixed by density
+    layers = []
+    target = density * (n - 1)  # expected degree
+    for k in range(K):
+        z = b.copy()
+        if k == 0:
+            idx = rng.choice(n, n // 3, replace=False)
+            u = rng.standard_normal((idx.size, 2))
+            z[idx] += 1.5 * u / np.linalg.norm(u, axis=1, keepdims=True)
+        # P(tie) = sigmoid(alpha - d^2): choose alpha so the expected degree is ~target
+        tree = cKDTree(z)
+        radius = 6.0
+        pairs = tree.query_pairs(radius, output_type="ndarray")
+        d2 = ((z[pairs[:, 0]] - z[pairs[:, 1]]) ** 2).sum(1)
+        lo, hi = -20.0, 40.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            deg = 2 * (1 / (1 + np.exp(-(mid - d2)))).sum() / n
+            lo, hi = (mid, hi) if deg < target else (lo, mid)
+        p = 1 / (1 + np.exp(-(lo - d2)))
+        keep = rng.random(p.size) < p
+        i, j = pairs[keep, 0], pairs[keep, 1]
+        A = sp.coo_matrix((np.ones(i.size), (i, j)), shape=(n, n))
+        layers.append((A + A.T).tocsr())
+    return layers
+
+
+def bench_fit(n, K=3, density=0.01, max_iter=300):
+    print(f"\n== sparse-input fit, n={n}, K={K}, density={density}, max_iter={max_iter}")
+    print(f"   {_load()} (before)")
+    cmd = [sys.executable, "-c",
+           f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+           f"import hlsm_scale; hlsm_scale._fit_child({n}, {K}, {density}, {max_iter})"]
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.startswith("RESULT") or "Error" in line or "Warning" in line:
+            print("   " + line)
+    print(f"   subprocess wall time {wall:.1f} s; {_load()} (after)")
+    return out.returncode
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "kernel"
+    arg = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    if what in ("kernel", "all"):
+        bench_kernel()
+    if what in ("memory", "all"):
+        bench_fit(arg or 10_000)
+    if what in ("scale", "all"):
+        bench_fit(arg or 20_000)

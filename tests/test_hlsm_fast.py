@@ -1,0 +1,209 @@
+"""Fast HLSM paths: vectorisable exp/log1p, fast kernels, sparse and case-control likelihoods."""
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+from fastgrad import hlsm
+from fastgrad.kernels import (fast_exp, fast_log1p_unit, fast_softplus_sigmoid, hlsm_nll,
+                              hlsm_nll_fast, hlsm_nll_grad, hlsm_nll_grad_fast)
+
+ULP = 2.220446049250313e-16
+# The kernels call the fast functions inside loops compiled with these flags:
+# test them in exactly that setting (reassociation must not undo the range reduction).
+_FM = {"reassoc", "contract"}
+
+
+@njit(fastmath=_FM, error_model="numpy")
+def _exp_loop(x, out):
+    for i in range(x.size):
+        out[i] = fast_exp(x[i])
+
+
+@njit(fastmath=_FM, error_model="numpy")
+def _log1p_loop(x, out):
+    for i in range(x.size):
+        out[i] = fast_log1p_unit(x[i])
+
+
+@njit(fastmath=_FM, error_model="numpy")
+def _sps_loop(x, sp, s):
+    for i in range(x.size):
+        sp[i], s[i] = fast_softplus_sigmoid(x[i])
+
+
+def _exp_inputs(rng):
+    special = [0.0, -0.0, 1e-300, -1e-300, 0.5 * np.log(2), -0.5 * np.log(2), 709.78, 709.782712893384,
+               709.7827128933841, 709.79, 709.8, 710.0, 1e300, -708.39, -708.4, -744.44, -745.13,
+               -745.1332191019411, -745.14, -746.0, -1e300]
+    return np.concatenate([rng.uniform(-746.0, 710.0, 400_000), rng.uniform(-2.0, 2.0, 100_000),
+                           np.linspace(-746.0, 710.0, 200_001), np.array(special)])
+
+
+def test_fast_exp_matches_numpy_over_whole_range(rng):
+    x = _exp_inputs(rng)
+    out = np.empty_like(x)
+    _exp_loop(x, out)
+    with np.errstate(over="ignore"):
+        ref = np.exp(x)
+    normal = np.isfinite(ref) & (ref >= np.finfo(np.float64).tiny)
+    assert normal.sum() > 500_000
+    rel = np.abs(out[normal] - ref[normal]) / ref[normal]
+    assert rel.max() <= 2 * ULP
+    sub = ~normal & np.isfinite(ref)  # subnormal or zero results: absolute error of one subnormal step
+    assert np.abs(out[sub] - ref[sub]).max() <= 5e-324
+    assert np.array_equal(out[np.isinf(ref)], ref[np.isinf(ref)])
+    # the scalar function called from Python agrees with the vectorised loop
+    for v in (-700.0, -1.5, 0.0, 3.25, 700.0, 709.7):
+        assert abs(fast_exp(v) - np.exp(v)) <= 2 * ULP * np.exp(v)
+
+
+def test_fast_exp_special_values():
+    x = np.array([np.inf, -np.inf, np.nan, 1000.0, -1000.0, 0.0])
+    out = np.empty_like(x)
+    _exp_loop(x, out)
+    assert out[0] == np.inf and out[1] == 0.0 and np.isnan(out[2])
+    assert out[3] == np.inf and out[4] == 0.0 and out[5] == 1.0
+    assert fast_exp(np.inf) == np.inf and np.isnan(fast_exp(np.nan))
+
+
+def test_fast_log1p_unit_accuracy(rng):
+    e = np.concatenate([rng.uniform(0, 1, 300_000), 10.0 ** rng.uniform(-320, 0, 200_000),
+                        [0.0, 5e-324, 1e-17, np.sqrt(2) - 1, np.nextafter(np.sqrt(2) - 1, 1), 1.0]])
+    out = np.empty_like(e)
+    _log1p_loop(e, out)
+    ref = np.log1p(e)
+    pos = ref > 0
+    assert (np.abs(out[pos] - ref[pos]) / ref[pos]).max() <= 4 * ULP
+    assert out[~pos].max() == 0.0
+
+
+def test_fast_softplus_sigmoid(rng):
+    x = np.concatenate([rng.uniform(-50, 50, 100_000), rng.uniform(-800, 800, 10_000),
+                        [np.inf, -np.inf, 0.0, -1e308, 1e308]])
+    sp, s = np.empty_like(x), np.empty_like(x)
+    _sps_loop(x, sp, s)
+    with np.errstate(over="ignore"):
+        ref_sp = np.logaddexp(0.0, x)
+    ref_s = np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))))
+    assert not np.isnan(sp).any() and not np.isnan(s).any()
+    fin = np.isfinite(ref_sp) & (ref_sp > 1e-300)
+    assert (np.abs(sp[fin] - ref_sp[fin]) / ref_sp[fin]).max() <= 8 * ULP
+    assert np.array_equal(sp[~fin], ref_sp[~fin]) or np.allclose(sp[~fin], ref_sp[~fin], rtol=0, atol=1e-300)
+    big = ref_s > 1e-300
+    assert (np.abs(s[big] - ref_s[big]) / ref_s[big]).max() <= 8 * ULP
+
+
+# ----------------------------------------------------------------------------- kernels
+
+def _problem(n, K, d, directed, missing, seed):
+    Y, truth = hlsm.simulate(n, K, dim=d, directed=directed, missing=missing, random_state=seed)
+    Yenc = hlsm.encode_layers(Y, directed=directed)
+    YT = np.ascontiguousarray(Yenc.transpose(0, 2, 1)) if directed else Yenc
+    rng = np.random.default_rng(seed + 1)
+    z = np.ascontiguousarray(truth.z + 0.3 * rng.standard_normal(truth.z.shape))
+    return Y, Yenc, YT, z, truth.alpha.copy()
+
+
+def _numpy_nll_grad(Y, z, alpha, directed):
+    """Independent NumPy formula on a float (K, n, n) array with NaN = missing."""
+    K, n, d = z.shape
+    diff = z[:, :, None, :] - z[:, None, :, :]
+    eta = alpha[:, None, None] - (diff ** 2).sum(-1)
+    obs = ~np.isnan(Y) & ~np.eye(n, dtype=bool)[None]
+    if not directed:
+        obs &= np.tril(np.ones((n, n), dtype=bool), -1)[None]
+    y = np.where(obs, np.nan_to_num(Y), 0.0)
+    nll = np.where(obs, np.logaddexp(0.0, eta) - y * eta, 0.0).sum()
+    r = np.where(obs, 1.0 / (1.0 + np.exp(-eta)) - y, 0.0)
+    ga = r.sum(axis=(1, 2))
+    # d eta_ij / d z_i = -2 (z_i - z_j), d eta_ij / d z_j = +2 (z_i - z_j)
+    gz = -2.0 * (r[..., None] * diff).sum(2) + 2.0 * (r[..., None] * diff).sum(1)
+    return nll, gz, ga
+
+
+@pytest.mark.parametrize("n,directed,missing,d", [(70, False, 0.0, 2), (70, False, 0.1, 2), (70, True, 0.1, 2),
+                                                  (70, False, 0.1, 1), (70, True, 0.0, 3), (70, False, 0.1, 3),
+                                                  (530, False, 0.1, 2), (530, True, 0.1, 3)])
+def test_fast_kernel_equals_reference(n, directed, missing, d):
+    # n = 530 spans three tiles of 256 (the last one ragged)
+    Y, Yenc, YT, z, alpha = _problem(n, 3, d, directed, missing, seed=d + 10 * directed)
+    g1, a1 = np.empty_like(z), np.empty(3)
+    g2, a2 = np.empty_like(z), np.empty(3)
+    f1 = hlsm_nll_grad(Yenc, YT, z, alpha, directed, g1, a1)
+    f2 = hlsm_nll_grad_fast(Yenc, YT, z, alpha, directed, g2, a2)
+    f3, g3, a3 = _numpy_nll_grad(Y, z, alpha, directed)
+    assert f2 == pytest.approx(f1, rel=1e-13)
+    assert f2 == pytest.approx(f3, rel=1e-12)
+    scale = np.abs(g1).max()
+    assert np.abs(g2 - g1).max() <= 1e-12 * scale
+    assert np.abs(g2 - g3).max() <= 1e-11 * scale
+    np.testing.assert_allclose(a2, a1, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(a2, a3, rtol=1e-11, atol=1e-9)
+    assert hlsm_nll_fast(Yenc, z, alpha, directed) == pytest.approx(f1, rel=1e-13)
+    assert hlsm_nll_fast(Yenc, z, alpha, directed) == pytest.approx(hlsm_nll(Yenc, z, alpha, directed), rel=1e-13)
+
+
+def test_fast_kernel_ignores_diagonal_values():
+    _, Yenc, YT, z, alpha = _problem(40, 2, 2, False, 0.0, seed=3)
+    Y2 = Yenc.copy()
+    for k in range(2):
+        np.fill_diagonal(Y2[k], 1)
+    g1, a1, g2, a2 = np.empty_like(z), np.empty(2), np.empty_like(z), np.empty(2)
+    assert hlsm_nll_grad_fast(Yenc, Yenc, z, alpha, False, g1, a1) == hlsm_nll_grad_fast(Y2, Y2, z, alpha, False,
+                                                                                         g2, a2)
+    assert np.array_equal(g1, g2) and np.array_equal(a1, a2)
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_fast_kernel_thread_count_invariant(directed):
+    _, Yenc, YT, z, alpha = _problem(300, 3, 2, directed, 0.05, seed=5)
+    old = numba.get_num_threads()
+    out = []
+    try:
+        for th in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(th)
+            g, a = np.empty_like(z), np.empty(3)
+            f = hlsm_nll_grad_fast(Yenc, YT, z, alpha, directed, g, a)
+            out.append((f, g, a, hlsm_nll_fast(Yenc, z, alpha, directed)))
+    finally:
+        numba.set_num_threads(old)
+    (f1, g1, a1, v1), (f2, g2, a2, v2) = out[0], out[-1]
+    # each node's sums are computed by one thread in a fixed order: bit-identical
+    assert f1 == f2 and v1 == v2 and np.array_equal(g1, g2) and np.array_equal(a1, a2)
+
+
+def test_fast_kernel_extreme_eta_is_finite():
+    _, Yenc, YT, z, alpha = _problem(30, 2, 2, True, 0.0, seed=7)
+    for zscale, a in ((1e6, np.array([1e8, -1e8])), (1e-9, np.array([700.0, -800.0])),
+                      (1e150, np.array([0.0, 0.0]))):
+        zz = np.ascontiguousarray(z * zscale)
+        g, ga = np.empty_like(zz), np.empty(2)
+        f = hlsm_nll_grad_fast(Yenc, YT, zz, a, True, g, ga)
+        f_ref = hlsm_nll_grad(Yenc, YT, zz, a, True, np.empty_like(zz), np.empty(2))
+        assert np.isfinite(f) and np.isfinite(g).all() and np.isfinite(ga).all()
+        assert f == pytest.approx(f_ref, rel=1e-12)
+        assert np.isfinite(hlsm_nll_fast(Yenc, zz, a, True))
+
+
+def test_user_njit_can_call_fast_kernels():
+    _, Yenc, YT, z, alpha = _problem(25, 2, 2, False, 0.0, seed=9)
+
+    @njit
+    def user(Y, z, alpha):
+        g = np.empty_like(z)
+        ga = np.empty(alpha.shape[0])
+        return hlsm_nll_grad_fast(Y, Y, z, alpha, False, g, ga) - hlsm_nll_fast(Y, z, alpha, False) + fast_exp(0.0)
+
+    assert user(Yenc, z, alpha) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_front_end_uses_fast_path_consistently():
+    Y, Yenc, YT, z, alpha = _problem(50, 2, 2, False, 0.1, seed=11)
+    b = z.mean(axis=0)
+    eps = z - b
+    nll, gb, ge, ga = hlsm.nll_and_grad(Y, b, eps, alpha)
+    f3, g3, a3 = _numpy_nll_grad(Y, z, alpha, False)
+    assert nll == pytest.approx(f3, rel=1e-12)
+    np.testing.assert_allclose(ge, g3, rtol=1e-10, atol=1e-10 * np.abs(g3).max())
+    np.testing.assert_allclose(gb, g3.sum(0), rtol=1e-10, atol=1e-10 * np.abs(g3).max())
