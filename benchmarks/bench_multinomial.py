@@ -3,18 +3,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastgrad import multinomial
+
+from .peers_multinomial import _simulate
 from fastgrad.kernels import (multinomial_hessian, multinomial_hessian_csr, multinomial_loss_grad,
                               multinomial_loss_grad_csr, multinomial_proba)
 
 
 def _data(n, p, K, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, p))
-    B = rng.standard_normal((p, K)) * 0.3
-    L = X @ B
-    P = np.exp(L - L.max(1, keepdims=True))
-    P /= P.sum(1, keepdims=True)
-    y = (P.cumsum(1) > rng.random(n)[:, None]).argmax(1)
+    X, y = _simulate(n, p, K, seed)
     return X, y.astype(np.int64)
 
 

@@ -87,8 +87,9 @@ class _Design:
             self.sparse = True
             self.csr = X
             self.data = np.ascontiguousarray(X.data)
-            self.indices = np.ascontiguousarray(X.indices)
-            self.indptr = np.ascontiguousarray(X.indptr)
+            # one index dtype, so the kernels compile once for CSR input
+            self.indices = np.ascontiguousarray(X.indices, dtype=np.int64)
+            self.indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
             self.dense = None
         else:
             if isinstance(X, np.ndarray) and X.dtype.kind in "OUS":

@@ -88,6 +88,8 @@ def test_csr_kernels_match_dense(rng):
     X, y = simulate(rng, n=400, p=6, K=3)
     Xs = sp.random(400, 6, density=0.35, random_state=4, format="csr")
     Xd = Xs.toarray()
+    Xs.indices = Xs.indices.astype(np.int64)  # the dtype the front-end passes
+    Xs.indptr = Xs.indptr.astype(np.int64)
     y = y.astype(np.int64)
     coef = rng.standard_normal((2, 6))
     b = rng.standard_normal(2)

@@ -190,10 +190,15 @@ def _row_block_weights(proba, w, r, km1, scale, wt, col):
 
 
 @njit(cache=True, inline="always")
-def _hess_chunks(n, nblk, q):
+def _hess_setup(n, p, proba, fit_intercept):
+    """Sizes and zeroed per-chunk accumulators ``(nch, nblk, q, q)`` of a Hessian."""
+    km1 = proba.shape[1] - 1
+    q = p + 1 if fit_intercept else p
+    nblk = km1 * (km1 + 1) // 2
     per = 8 * nblk * q * q
     cap = max(1, min(_HESS_MAX_CHUNKS, _HESS_BUDGET // max(per, 1)))
-    return _n_chunks(n, _HESS_ROWS_PER_CHUNK, cap)
+    nch = _n_chunks(n, _HESS_ROWS_PER_CHUNK, cap)
+    return km1, q, nblk, nch, np.zeros((nch, nblk, q, q))
 
 
 @njit(cache=True, parallel=True)
@@ -289,11 +294,7 @@ def multinomial_proba(X, coef, intercept):
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def _hessian_dense_acc(X, proba, w, fit_intercept, scale):
     n, p = X.shape
-    km1 = proba.shape[1] - 1
-    q = p + 1 if fit_intercept else p
-    nblk = km1 * (km1 + 1) // 2
-    nch = _hess_chunks(n, nblk, q)
-    acc = np.zeros((nch, nblk, q, q))
+    km1, q, nblk, nch, acc = _hess_setup(n, p, proba, fit_intercept)
     for c in prange(nch):
         r0 = c * n // nch
         r1 = (c + 1) * n // nch
@@ -381,11 +382,7 @@ def multinomial_proba_csr(data, indices, indptr, coef, intercept):
 def _hessian_csr_acc(data, indices, indptr, n_features, proba, w, fit_intercept, scale):
     n = indptr.shape[0] - 1
     p = n_features
-    km1 = proba.shape[1] - 1
-    q = p + 1 if fit_intercept else p
-    nblk = km1 * (km1 + 1) // 2
-    nch = _hess_chunks(n, nblk, q)
-    acc = np.zeros((nch, nblk, q, q))
+    km1, q, nblk, nch, acc = _hess_setup(n, p, proba, fit_intercept)
     for c in prange(nch):
         wt = np.empty((nblk, 1))
         A = acc[c]
