@@ -23,7 +23,13 @@ Solvers (``solver=``):
 - ``"sgd"``, ``"adagrad"``, ``"adam"`` -- mini-batch stochastic; smooth penalties;
   ``max_iter`` counts epochs.
 - ``"auto"`` -- ``"cd"`` with an L1 part; otherwise ``"newton"`` when
-  ``p <= 1000`` and ``"lbfgs"`` beyond.
+  ``p <= 1000`` and ``n <= 2 max(20000, 100 p)``, and ``"lbfgs"`` beyond.
+
+For ``n >= 100,000`` the smooth solvers ``"lbfgs"`` and ``"newton"`` start from a
+fit on a 5% sub-sample (unless given a warm start or
+``solver_options={"presolve": False}``), and ``"newton"`` estimates its Hessian
+from a fixed sub-sample of ``max(20000, 100 p)`` rows when ``n`` is more than
+twice that (``solver_options={"hessian_subsample": None}`` for the exact one).
 """
 import math
 import warnings
@@ -44,6 +50,7 @@ _LOSSES = ("squared", "logistic")
 _DEFAULT_MAX_ITER = {"cd": 1000, "fista": 10000, "ista": 10000, "newton": 100, "lbfgs": 1000,
                      "gd": 10000, "momentum": 10000, "sgd": 100, "adagrad": 100, "adam": 100}
 _NEWTON_MAX_P = 1000
+_PRESOLVE_MIN_N = 100_000
 
 
 # ---------------------------------------------------------------------------
@@ -183,7 +190,14 @@ def _check_X(X, p=None):
             X.sum_duplicates()
         check_finite(X.data, "X")
     else:
-        X = as_float_array(X, "X", ndim=2)
+        X = np.asarray(X)
+        if X.dtype == np.float64 and X.ndim == 2 and X.flags.c_contiguous:
+            # fast path: NaN/inf propagate into the sum (one read, no temporary);
+            # only if it is not finite (NaN/inf, or overflow) run the full check
+            if not np.isfinite(np.add.reduce(X, axis=None)):
+                check_finite(X, "X")
+        else:
+            X = as_float_array(X, "X", ndim=2)
     if X.shape[0] == 0:
         raise ValueError("X is empty (0 samples)")
     if X.shape[1] == 0:
@@ -191,6 +205,35 @@ def _check_X(X, p=None):
     if p is not None and X.shape[1] != p:
         raise ValueError(f"X has {X.shape[1]} features, but the model has {p}")
     return X
+
+
+def _gram_rows(A):
+    """``A.T @ A`` by a BLAS ``syrk`` on A's own memory layout (no copy)."""
+    from scipy.linalg.blas import dsyrk
+    if A.flags.c_contiguous:
+        G = dsyrk(1.0, A.T, trans=0)  # A.T is Fortran-ordered: G = A.T @ A
+    else:
+        G = dsyrk(1.0, np.asfortranarray(A), trans=1)
+    return np.triu(G) + np.triu(G, 1).T
+
+
+class _dynamic_chunks:
+    """Hand the kernels' row chunks to threads dynamically, four at a time.
+
+    On a shared, loaded machine a thread that is descheduled then no longer
+    holds up the whole pass. Results do not change: every chunk has its own
+    accumulator and chunks are reduced in a fixed order.
+    """
+
+    def __enter__(self):
+        import numba
+        self.old = numba.get_parallel_chunksize()
+        numba.set_parallel_chunksize(4)
+
+    def __exit__(self, *exc):
+        import numba
+        numba.set_parallel_chunksize(self.old)
+        return False
 
 
 class _Problem:
@@ -254,10 +297,9 @@ class _Problem:
                 xbar = np.asarray(X.T @ sw).ravel()
             else:
                 if self.weighted:
-                    Xs = X * np.sqrt(sw)[:, None]
-                    G = Xs.T @ Xs
+                    G = _gram_rows(X * np.sqrt(sw)[:, None])
                 else:
-                    G = (X.T @ X) * (1.0 / self.n)
+                    G = _gram_rows(X) * (1.0 / self.n)
                 b = X.T @ (sw * y)
                 xbar = X.T @ sw
             if self.fit_intercept:
@@ -275,21 +317,29 @@ class _Problem:
     # --- smooth part -------------------------------------------------------
     def loss_grad(self, coef, c, grad, curv):
         K = self.K
-        if self.sparse:
-            X = self.X
-            return K.glm_loss_grad_csr(X.data, X.indices, X.indptr, self.y, self.sw, coef,
-                                       c, self.code, grad, curv)
-        return K.glm_loss_grad(self.X, self.y, self.sw, coef, c, self.code, grad, curv)
+        with _dynamic_chunks():
+            if self.sparse:
+                X = self.X
+                return K.glm_loss_grad_csr(X.data, X.indices, X.indptr, self.y, self.sw, coef,
+                                           c, self.code, grad, curv)
+            return K.glm_loss_grad(self.X, self.y, self.sw, coef, c, self.code, grad, curv)
 
     def loss_value(self, coef, c):
         K = self.K
-        if self.sparse:
-            X = self.X
-            return K.glm_loss_csr(X.data, X.indices, X.indptr, self.y, self.sw, coef, c, self.code)
-        return K.glm_loss(self.X, self.y, self.sw, coef, c, self.code)
+        with _dynamic_chunks():
+            if self.sparse:
+                X = self.X
+                return K.glm_loss_csr(X.data, X.indices, X.indptr, self.y, self.sw, coef, c,
+                                      self.code)
+            return K.glm_loss(self.X, self.y, self.sw, coef, c, self.code)
 
     def null_loss(self):
         """Loss with ``w = 0`` and the best intercept: the scale of tolerances."""
+        if getattr(self, "_null", None) is None:
+            self._null = self._null_loss()
+        return self._null
+
+    def _null_loss(self):
         ybar = float(self.sw @ self.y) if self.fit_intercept else None
         if self.loss == "squared":
             m = ybar if ybar is not None else 0.0
@@ -351,15 +401,15 @@ def objective(X, y, coef, intercept=0.0, *, loss="squared", lam=0.0, l1_ratio=0.
     return val + _penalty(np.asarray(coef, dtype=np.float64), lam, l1_ratio)
 
 
-def _check_params(lam, l1_ratio, solver, max_iter, tol, p):
+def _check_params(lam, l1_ratio, solver, max_iter, tol, p, n):
     lam = check_scalar(lam, "lam", lo=0.0)
     l1_ratio = check_scalar(l1_ratio, "l1_ratio", lo=0.0, hi=1.0)
     solver = check_choice(solver, "solver", SOLVERS)
     if solver == "auto":
         if lam > 0 and l1_ratio > 0:
             solver = "cd"
-        elif p <= _NEWTON_MAX_P:
-            solver = "newton"
+        elif p <= _NEWTON_MAX_P and n <= 2 * max(20000, 100 * p):
+            solver = "newton"  # exact Hessians are cheap next to the passes over X
         else:
             solver = "lbfgs"
     if solver in _SMOOTH_ONLY and lam > 0 and l1_ratio > 0:
@@ -449,7 +499,7 @@ def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solv
     """
     prob = _Problem(X, y, loss, fit_intercept, sample_weight)
     lam, l1_ratio, solver, max_iter, tol = _check_params(lam, l1_ratio, solver, max_iter, tol,
-                                                         prob.p)
+                                                         prob.p, prob.n)
     coef0, c0 = _initial_point(warm_start, prob.p, prob.fit_intercept)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
@@ -511,7 +561,7 @@ def path(X, y, *, loss="squared", l1_ratio=1.0, lams=None, n_lams=100, lam_min_r
     opts = dict(solver_options or {})
     for i, lam in enumerate(lams):
         lam_i, l1_i, solver_i, max_iter_i, tol_i = _check_params(float(lam), l1c, solver,
-                                                                 max_iter, tol, prob.p)
+                                                                 max_iter, tol, prob.p, prob.n)
         res = _solve(prob, lam_i, l1_i, solver_i, max_iter_i, tol_i, coef, c, None, False, None,
                      opts)
         coef, c = res.coef, res.intercept
@@ -532,15 +582,21 @@ def path(X, y, *, loss="squared", l1_ratio=1.0, lams=None, n_lams=100, lam_min_r
 
 def _solve(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random_state, verbose,
            callback, opts):
+    obj = None
     if solver == "cd":
         coef, c, n_iter, converged, history, message = _solve_cd(
             prob, lam, l1_ratio, max_iter, tol, coef0, c0, verbose, callback)
         info = {}
+        if _use_gram(prob) and len(history):
+            obj = float(history[-1])  # exact quadratic expansion: no pass over X needed
     else:
         coef, c, n_iter, converged, history, message, info = _solve_generic(
             prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random_state, verbose,
             callback, opts)
-    obj = float(prob.loss_value(coef, c)) + _penalty(coef, lam, l1_ratio)
+        if solver not in ("sgd", "adagrad", "adam") and len(history):
+            obj = float(info.pop("_objective"))  # the solver's own value at its final x
+    if obj is None:
+        obj = float(prob.loss_value(coef, c)) + _penalty(coef, lam, l1_ratio)
     return GLMResult(coef=coef, intercept=float(c), objective=obj, n_iter=int(n_iter),
                      converged=bool(converged), history=np.asarray(history, dtype=np.float64),
                      solver=solver, loss=prob.loss, lam=lam, l1_ratio=l1_ratio,
@@ -659,6 +715,11 @@ def _solve_generic(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random
         w, c = split(x)
         return float(prob.loss_value(w, c)) + 0.5 * l2 * float(w @ w)
 
+    presolved = None
+    if opts.pop("presolve", True) and solver in ("lbfgs", "newton") and \
+            prob.n >= _PRESOLVE_MIN_N and not np.any(x0):
+        x0, presolved = _presolve(prob, l2, solver, x0, tol)
+
     cb = None
     if callback is not None:
         def cb(it, x):
@@ -682,14 +743,45 @@ def _solve_generic(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random
                                   accelerate=solver == "fista", max_iter=max_iter, tol=tol,
                                   **common, **opts)
     elif solver == "newton":
+        rows = _hessian_rows(prob, opts.pop("hessian_subsample", "auto"))
+        Xsub = prob.X if rows is None else prob.X[rows]
+        if not prob.sparse:
+            Xsub = np.ascontiguousarray(Xsub.T)  # (p, m): Z @ Z.T is a fast BLAS syrk
+        memo = {"x": None, "out": None}
+
+        def fun_memo(x):
+            # the line search's value at the new point comes with its gradient from
+            # the same (memory-bound) pass, so an accepted step costs one pass
+            if memo["x"] is None or not np.array_equal(memo["x"], x):
+                memo["out"] = fun(x)
+                memo["x"] = x.copy()
+            return memo["out"]
+
         def hess(x):
             if cache["x"] is None or not np.array_equal(cache["x"], x):
-                fun(x)
-            return _hessian(prob, cache["curv"], l2)
-        res = S.newton(fun, x0, hess=hess, fun_value=fun_value, max_iter=max_iter, tol=tol,
-                       **common, **opts)
+                fun_memo(x)
+            k = memo.setdefault("k", 0)
+            memo["k"] = k + 1
+            if rows is None:
+                return _hessian(prob, cache["curv"], l2, None, Xsub)
+            # progressive sampling: far from the optimum a rough Hessian does as
+            # well, so the sample doubles from m/8 up to m over the iterations
+            m = min(rows.size, max(rows.size >> 3, 1) << k)
+            sub = Xsub[:, :m] if not prob.sparse else Xsub[:m]
+            return _hessian(prob, cache["curv"], l2, rows[:m], sub)
+        res = S.newton(fun_memo, x0, hess=hess, fun_value=lambda x: fun_memo(x)[0],
+                       max_iter=max_iter, tol=tol, **common, **opts)
+        res.info["hessian_rows"] = prob.n if rows is None else int(rows.size)
     elif solver == "lbfgs":
-        res = S.lbfgs(fun, x0, max_iter=max_iter, tol=tol, **common, **opts)
+        last = {"x": None, "out": None}
+
+        def fun_last(x):
+            # the wrapper and SciPy both evaluate the start point: one pass suffices
+            if last["x"] is None or not np.array_equal(last["x"], x):
+                last["out"] = fun(x)
+                last["x"] = x.copy()
+            return last["out"]
+        res = S.lbfgs(fun_last, x0, max_iter=max_iter, tol=tol, **common, **opts)
     elif solver == "gd":
         opts.setdefault("gtol", None)
         res = S.gradient_descent(fun, x0, fun_value=fun_value, max_iter=max_iter, tol=tol,
@@ -703,26 +795,93 @@ def _solve_generic(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random
                                 common, opts)
     w, c = split(res.x)
     hist = np.asarray(res.history, dtype=np.float64)
-    return (w.copy(), c, res.n_iter, res.converged, hist, res.message, dict(res.info))
+    info = dict(res.info)
+    info["_objective"] = res.objective
+    if presolved is not None:
+        info["presolve_rows"] = presolved
+    return (w.copy(), c, res.n_iter, res.converged, hist, res.message, info)
 
 
-def _hessian(prob, curv, l2):
-    """Hessian of the smooth objective in ``(w, c)`` from the curvatures ``sw_i l''_i``."""
-    X, p = prob.X, prob.p
+def _hessian_rows(prob, subsample):
+    """Rows of a fixed sub-sample for the Hessian (None: use all rows).
+
+    ``"auto"`` uses ``m = max(20000, 100 p)`` rows when ``n > 2 m``: the Hessian
+    of a sum is estimated to relative accuracy ~ ``sqrt(p / m)``, so Newton
+    still converges fast (linearly, at that rate, once close) while each
+    Hessian costs ``m p^2`` instead of ``n p^2`` (sub-sampled Newton, Byrd et
+    al. 2011). The first Newton iterations use a prefix of m/8, m/4, ... rows.
+    The gradient and objective are always exact.
+    """
+    if subsample is None or subsample is False:
+        return None
+    if isinstance(subsample, str):
+        check_choice(subsample, "hessian_subsample", ("auto",))
+        m = max(20000, 100 * prob.p)
+        if prob.n <= 2 * m:
+            return None
+    else:
+        m = check_scalar(subsample, "hessian_subsample", kind="int", lo=1)
+        if m >= prob.n:
+            return None
+    # a random sample whose every prefix is a random sample too (see hess)
+    return np.random.default_rng(0).choice(prob.n, size=m, replace=False)
+
+
+def _presolve(prob, l2, solver, x0, tol):
+    """Warm start for a large-``n`` smooth solve: the same fit on a 5% sub-sample.
+
+    Its solution is within the sampling error of the full one, which saves the
+    full-data solver its first, least productive iterations (each a pass over X).
+    """
+    m = min(max(5000, prob.n // 20), prob.n // 2)
+    if m < 1:
+        return x0, None
+    rows = np.random.default_rng(0).choice(prob.n, size=m, replace=False)
+    rows.sort()
+    sw = prob.sw[rows]
+    if not sw.sum() > 0:
+        return x0, None
+    sub = _Problem.__new__(_Problem)
+    sub.__dict__.update(prob.__dict__)
+    sub.X, sub.y, sub.n, sub.sw = prob.X[rows], prob.y[rows], m, sw / sw.sum()
+    sub._csc = sub._fortran = sub._gram = sub._null = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = _solve_generic(sub, l2, 0.0, solver, 200, max(tol, 1e-6), x0[:prob.p],
+                             float(x0[prob.p]) if prob.fit_intercept else 0.0, None, False,
+                             None, {"presolve": False})
+    x = np.concatenate([res[0], [res[1]]]) if prob.fit_intercept else res[0]
+    return (x, m) if np.all(np.isfinite(x)) else (x0, None)
+
+
+def _hessian(prob, curv, l2, rows, Xsub):
+    """Hessian of the smooth objective in ``(w, c)`` from the curvatures ``sw_i l''_i``,
+    estimated from the rows ``rows`` (all if None); ``Xsub`` is ``X[rows]``, stored
+    transposed (``(p, m)``, C-ordered) when dense."""
+    p = prob.p
+    if rows is None:
+        d, scale = curv, 1.0
+    else:
+        d = curv[rows]
+        ws = float(prob.sw[rows].sum())
+        scale = 1.0 / ws if ws > 0 else 1.0
     m = p + 1 if prob.fit_intercept else p
     H = np.empty((m, m))
     if prob.sparse:
-        Xd = X.multiply(curv[:, None]).tocsr()
-        H[:p, :p] = (X.T @ Xd).toarray()
+        Xd = Xsub.multiply(d[:, None]).tocsr()
+        H[:p, :p] = (Xsub.T @ Xd).toarray()
+        hc = np.asarray(Xsub.T @ d).ravel()
     else:
-        Xs = X * np.sqrt(curv)[:, None]
-        H[:p, :p] = Xs.T @ Xs
-    H[np.arange(p), np.arange(p)] += l2
+        Z = Xsub * np.sqrt(d)
+        H[:p, :p] = Z @ Z.T
+        hc = Xsub @ d
     if prob.fit_intercept:
-        hc = np.asarray(X.T @ curv).ravel()
         H[:p, p] = hc
         H[p, :p] = hc
-        H[p, p] = float(curv.sum())
+        H[p, p] = float(d.sum())
+    if scale != 1.0:
+        H *= scale
+    H[np.arange(p), np.arange(p)] += l2
     return H
 
 

@@ -195,6 +195,28 @@ def test_stochastic_solvers_approach_ridge_optimum(rng, method):
     assert np.array_equal(res.coef, again.coef)
 
 
+@pytest.mark.parametrize("solver", ["newton", "lbfgs"])
+def test_subsampled_hessian_and_presolve_reach_exact_optimum(rng, monkeypatch, solver):
+    X, y = _data(rng, n=3000, p=6, loss="logistic")
+    sw = rng.uniform(0.5, 2.0, size=3000)
+    ref = glm.fit(X, y, loss="logistic", lam=1e-3, solver="newton", tol=1e-14, sample_weight=sw,
+                  solver_options={"hessian_subsample": None})
+    monkeypatch.setattr(glm, "_PRESOLVE_MIN_N", 1000)  # exercise the large-n path
+    opts = {"hessian_subsample": 400} if solver == "newton" else {"gtol": 1e-11}
+    res = glm.fit(X, y, loss="logistic", lam=1e-3, solver=solver, tol=1e-14, sample_weight=sw,
+                  solver_options=opts)
+    assert res.info["presolve_rows"] == 1500  # half the rows at this small n
+    if solver == "newton":
+        assert res.info["hessian_rows"] == 400
+    np.testing.assert_allclose(res.coef, ref.coef, rtol=1e-6, atol=1e-6)
+    assert res.objective == pytest.approx(ref.objective, rel=1e-12)
+    # a sub-sampled Hessian still drives Newton to the exact optimum (gradient is exact)
+    noskip = glm.fit(X, y, loss="logistic", lam=1e-3, solver="newton", tol=1e-14,
+                     sample_weight=sw, solver_options={"hessian_subsample": 300, "presolve": False})
+    np.testing.assert_allclose(noskip.coef, ref.coef, rtol=1e-6, atol=1e-6)
+    assert "presolve_rows" not in noskip.info
+
+
 def test_auto_solver_choice(rng):
     X, y = _data(rng)
     assert glm.fit(X, y, lam=0.1, l1_ratio=0.5).solver == "cd"
