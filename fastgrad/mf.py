@@ -26,7 +26,6 @@ Examples
 import contextlib
 import json
 import math
-import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -271,6 +270,8 @@ class MFModel:
         ``restore_best``), else ``n_iter``.
     fit_time : float
         Seconds spent in :func:`fit`.
+    partial_history : ndarray
+        Running RMSE per epoch of the last :meth:`partial_fit` (on the ratings it used).
     """
 
     mu: float
@@ -291,6 +292,7 @@ class MFModel:
     lr_history: np.ndarray = field(default_factory=lambda: np.empty(0))
     best_epoch: int = 0
     fit_time: float = 0.0
+    partial_history: np.ndarray = field(default_factory=lambda: np.empty(0))
     _users: _IdIndex = field(default=None, repr=False, compare=False)
     _items: _IdIndex = field(default=None, repr=False, compare=False)
 
