@@ -650,3 +650,14 @@ def test_verbose_progress_with_and_without_tqdm(sim, capsys, monkeypatch):
     m = mf.fit(u, i, r, verbose=True, **kw)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "epoch" in ln]
     assert len(lines) == 3 and f"val_rmse {m.val_rmse[-1]:.4f}" in lines[-1]
+
+
+def test_extreme_rating_scale_stays_finite(sim):
+    u, i, r, test, _ = sim
+    big = 1e12 + r                     # mu-centring keeps the errors O(1)
+    m = mf.fit(u[~test], i[~test], big[~test], n_factors=3, n_epochs=5, random_state=0,
+               validation=(np.r_[u[test], 10_000], np.r_[i[test], 10_000], np.r_[big[test], 1e12]))
+    assert np.isfinite(m.P).all() and np.isfinite(m.val_rmse).all() and np.isfinite(m.objective)
+    small = mf.fit(u[~test], i[~test], r[~test], n_factors=3, n_epochs=5, random_state=0)
+    assert m.val_rmse[-1] < 1.0
+    np.testing.assert_allclose(m.user_bias, small.user_bias, atol=1e-3)
