@@ -147,6 +147,8 @@ def _encode_layer(A, k, name):
 
 
 def _transposed(Yenc, directed):
+    if not isinstance(Yenc, np.ndarray):  # SparseLayers: no transpose needed
+        return Yenc
     return np.ascontiguousarray(Yenc.transpose(0, 2, 1)) if directed else Yenc
 
 
@@ -201,6 +203,10 @@ def nll_and_grad(Y, b, eps, alpha, *, directed=False):
 def _nll_grad_encoded(Yenc, YT, b, eps, alpha, directed):
     from .kernels.hlsm import hlsm_nll_grad_fast
     z = b[None, :, :] + eps
+    if not isinstance(Yenc, np.ndarray):  # SparseLayers (see fastgrad._hlsm_sparse)
+        from ._hlsm_sparse import nll_grad_sparse
+        nll, grad_z, grad_alpha = nll_grad_sparse(Yenc, z, alpha)
+        return nll, grad_z.sum(axis=0), grad_z, grad_alpha
     grad_z = np.empty_like(z)
     grad_alpha = np.empty_like(alpha)
     nll = hlsm_nll_grad_fast(Yenc, YT, z, alpha, directed, grad_z, grad_alpha)
@@ -268,6 +274,9 @@ class _Problem:
     def fun_value(self, x):
         from .kernels.hlsm import hlsm_nll_fast
         b, eps, alpha = self.unpack(x)
+        if not isinstance(self.Y, np.ndarray):
+            from ._hlsm_sparse import nll_sparse
+            return nll_sparse(self.Y, b[None] + eps, alpha)
         return float(hlsm_nll_fast(self.Y, b[None] + eps, alpha, self.directed))
 
     def prox(self, v, t):
@@ -464,7 +473,7 @@ class HLSMTruth:
 # ----------------------------------------------------------------------------- fitting
 
 def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, gtol=1e-4,
-        random_state=None, verbose=False, callback=None, accelerate=True, weights=None):
+        random_state=None, verbose=False, callback=None, accelerate=True, weights=None, sparse="auto"):
     """Fit the HLSM by penalised maximum likelihood (accelerated proximal gradient).
 
     Parameters
@@ -507,6 +516,13 @@ def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, g
         Per-group penalty weights ``w_ik`` (penalty ``lam * sum w_ik ||eps_ik||``);
         ``inf`` keeps a deviation at zero. Used by the adaptive group lasso of
         :func:`fit_path`.
+    sparse : {"auto", True, False}, default="auto"
+        Sparse likelihood (``fastgrad._hlsm_sparse``): memory O(n K d +
+        edges), never an (n, n) array; a dense pass over pairs from the
+        positions alone plus a correction over the ties and missing dyads.
+        Needs ``Y`` as a list of scipy.sparse matrices; ``"auto"`` uses it
+        for such input when ``n >= 2000``. Same results as the dense path
+        up to rounding; ``init="mds"`` uses pivot MDS when n > 2000.
 
     Returns
     -------
@@ -528,7 +544,11 @@ def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, g
     if not isinstance(directed, (bool, np.bool_)):
         raise TypeError(f"directed must be a bool, got {type(directed).__name__}")
     directed = bool(directed)
-    Yenc = encode_layers(Y, directed=directed)
+    from . import _hlsm_sparse
+    if _hlsm_sparse.use_sparse(Y, sparse):
+        Yenc = _hlsm_sparse.encode_sparse(Y, directed=directed)
+    else:
+        Yenc = encode_layers(Y, directed=directed)
     K, n, _ = Yenc.shape
     dim = check_scalar(dim, "dim", kind="int", lo=1)
     if dim >= n:
@@ -585,11 +605,16 @@ def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, g
 
 
 def _n_obs(Yenc, directed):
+    if not isinstance(Yenc, np.ndarray):
+        return Yenc.n_obs
     n_obs = int((Yenc >= 0).sum())
     return n_obs if directed else n_obs // 2
 
 
 def _layer_nll(Yenc, z, alpha, directed):
+    if not isinstance(Yenc, np.ndarray):
+        from ._hlsm_sparse import nll_sparse
+        return nll_sparse(Yenc, z, alpha, per_layer=True)
     from .kernels.hlsm import hlsm_nll
     return np.array([hlsm_nll(Yenc[k:k + 1], np.ascontiguousarray(z[k:k + 1]), alpha[k:k + 1], directed)
                      for k in range(Yenc.shape[0])])
@@ -614,6 +639,9 @@ def _init_random(Yenc, dim, rng):
 
 def _init_mds(Yenc, dim, rng):
     """Classical MDS of geodesic distances of the union graph, then a scale and intercepts."""
+    if not isinstance(Yenc, np.ndarray):
+        from ._hlsm_sparse import init_mds_sparse
+        return init_mds_sparse(Yenc, dim, rng)
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import shortest_path
     union = (Yenc == 1).any(axis=0)
@@ -641,6 +669,9 @@ def _init_mds(Yenc, dim, rng):
 
 def _fit_intercepts(Yenc, b, rng, n_pairs=200_000, n_newton=30):
     """Intercepts maximising the likelihood with positions fixed (Newton on a pair sample)."""
+    if not isinstance(Yenc, np.ndarray):
+        from ._hlsm_sparse import fit_intercepts_sparse
+        return fit_intercepts_sparse(Yenc, b, rng, n_pairs, n_newton)
     K, n, _ = Yenc.shape
     m = min(n_pairs, n * (n - 1))
     i = rng.integers(0, n, size=m)

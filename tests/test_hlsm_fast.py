@@ -207,3 +207,126 @@ def test_front_end_uses_fast_path_consistently():
     assert nll == pytest.approx(f3, rel=1e-12)
     np.testing.assert_allclose(ge, g3, rtol=1e-10, atol=1e-10 * np.abs(g3).max())
     np.testing.assert_allclose(gb, g3.sum(0), rtol=1e-10, atol=1e-10 * np.abs(g3).max())
+
+
+# ----------------------------------------------------------------------------- sparse path
+
+def _sparse_layers(Y):
+    """scipy.sparse layers of a dense (K, n, n) float array (NaN = missing, stored as NaN)."""
+    import scipy.sparse as sp
+    out = []
+    for k in range(Y.shape[0]):
+        A = np.where(np.isnan(Y[k]), 0.0, Y[k])
+        r, c = np.nonzero(np.isnan(Y[k]))
+        out.append(sp.csr_matrix(A) + sp.csr_matrix((np.full(r.size, np.nan), (r, c)), shape=A.shape))
+    return out
+
+
+@pytest.mark.parametrize("directed,missing,d", [(False, 0.0, 2), (False, 0.08, 2), (True, 0.08, 2),
+                                                (True, 0.0, 3), (False, 0.08, 1)])
+def test_sparse_likelihood_equals_dense(directed, missing, d):
+    from fastgrad._hlsm_sparse import encode_sparse, nll_grad_sparse, nll_sparse
+    Y, _, _, z, alpha = _problem(90, 3, d, directed, missing, seed=20 + d)
+    S = encode_sparse(_sparse_layers(Y), directed=directed)
+    f, gz, ga = nll_grad_sparse(S, z, alpha)
+    f3, g3, a3 = _numpy_nll_grad(Y, z, alpha, directed)  # independent dense formula
+    assert f == pytest.approx(f3, rel=1e-12)
+    np.testing.assert_allclose(gz, g3, rtol=0, atol=1e-11 * np.abs(g3).max())
+    np.testing.assert_allclose(ga, a3, rtol=1e-11, atol=1e-9)
+    assert nll_sparse(S, z, alpha) == pytest.approx(f3, rel=1e-12)
+    per = nll_sparse(S, z, alpha, per_layer=True)
+    for k in range(3):
+        fk, _, _ = _numpy_nll_grad(Y[k:k + 1], z[k:k + 1], alpha[k:k + 1], directed)
+        assert per[k] == pytest.approx(fk, rel=1e-12)
+    assert S.n_obs == hlsm._n_obs(hlsm.encode_layers(Y, directed=directed), directed)
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_sparse_fit_equals_dense_fit(directed):
+    Y, _ = hlsm.simulate(80, 3, directed=directed, missing=0.05, random_state=4)
+    r1 = hlsm.fit(Y, 3.0, directed=directed, random_state=0, sparse=False)
+    r2 = hlsm.fit(_sparse_layers(Y), 3.0, directed=directed, random_state=0, sparse=True)
+    assert r2.n_iter == r1.n_iter and r2.converged == r1.converged and r2.n_obs == r1.n_obs
+    assert r2.nll == pytest.approx(r1.nll, rel=1e-9)
+    np.testing.assert_allclose(r2.b, r1.b, atol=1e-7)
+    np.testing.assert_allclose(r2.eps, r1.eps, atol=1e-7)
+    np.testing.assert_allclose(r2.layer_nll, r1.layer_nll, rtol=1e-9)
+    assert np.array_equal(r2.deviating, r1.deviating)
+
+
+@pytest.mark.filterwarnings("ignore::fastgrad.ConvergenceWarning")
+def test_sparse_auto_and_edge_list():
+    from fastgrad._hlsm_sparse import layers_from_edges, use_sparse
+    Y, _ = hlsm.simulate(60, 2, random_state=6)
+    layers = _sparse_layers(Y)
+    assert not use_sparse(layers, "auto")  # small n: the dense path
+    assert use_sparse(layers, True) and not use_sparse(Y, "auto")
+    with pytest.raises(ValueError, match="sparse=True"):
+        hlsm.fit(Y, 1.0, sparse=True)
+    with pytest.raises(ValueError, match="sparse"):
+        hlsm.fit(layers, 1.0, sparse="yes")
+    k, i, j = np.nonzero(Y == 1)
+    from_edges = layers_from_edges(k, i, j, n=60, K=2)
+    r1 = hlsm.fit(layers, 2.0, random_state=1, sparse=True, max_iter=50)
+    r2 = hlsm.fit(from_edges, 2.0, random_state=1, sparse=True, max_iter=50)
+    assert r1.nll == r2.nll and np.array_equal(r1.b, r2.b)
+    with pytest.raises(ValueError, match="outside"):
+        layers_from_edges(k, i, j + 60, n=60, K=2)
+
+
+def test_sparse_input_validation():
+    import scipy.sparse as sp
+
+    from fastgrad._hlsm_sparse import encode_sparse
+    Y, _ = hlsm.simulate(30, 2, random_state=2)
+    layers = _sparse_layers(Y)
+    bad = layers[0].copy()
+    bad[0, 1] = 2.0
+    with pytest.raises(ValueError, match="other than 0, 1"):
+        encode_sparse([bad, layers[1]])
+    asym = sp.csr_matrix(np.triu(np.nan_to_num(Y[0]), 1))
+    with pytest.raises(ValueError, match="not symmetric"):
+        encode_sparse([asym, layers[1]])
+    encode_sparse([asym, layers[1]], directed=True)
+    with pytest.raises(ValueError, match="no ties"):
+        encode_sparse([sp.csr_matrix((30, 30)), layers[1]])
+    with pytest.raises(ValueError, match="same shape"):
+        encode_sparse([layers[0], sp.csr_matrix((31, 31))])
+
+
+def test_pivot_mds_initialisation_recovers_geometry(monkeypatch):
+    from fastgrad import _hlsm_sparse
+    from fastgrad._hlsm_sparse import encode_sparse, init_mds_sparse
+    Y, truth = hlsm.simulate(400, 2, frac_deviating=0.0, alpha=np.array([2.0, 2.0]), random_state=8)
+    layers = _sparse_layers(Y)
+    S = encode_sparse(layers)
+    exact, _ = init_mds_sparse(S, 2, np.random.default_rng(0))
+    r_exact = hlsm.fit(layers, 1e6, random_state=0, sparse=True, max_iter=2000)
+    monkeypatch.setattr(_hlsm_sparse, "EXACT_MDS_MAX_N", 100)  # force pivot MDS
+    pivot, alpha = init_mds_sparse(S, 2, np.random.default_rng(0), n_pivots=40)
+    assert np.isfinite(alpha).all()
+
+    def rel_err(X, T):
+        T = T - T.mean(0)
+        X = (X - X.mean(0)) * np.sqrt((T ** 2).sum() / ((X - X.mean(0)) ** 2).sum())
+        return hlsm.procrustes_error(X, T) / np.sqrt((T ** 2).sum(1).mean())
+    # pivot MDS approximates classical MDS of the geodesics: both give the truth's shape (up to scale)
+    err_pivot, err_exact = rel_err(pivot, truth.b), rel_err(exact, truth.b)
+    assert err_pivot < 0.45 and err_exact < 0.4  # measured 0.33 and 0.27
+    assert rel_err(pivot, exact) < 0.4  # measured 0.28
+    # the fit from the pivot start reaches the likelihood of the fit from the exact start
+    r_pivot = hlsm.fit(layers, 1e6, random_state=0, sparse=True, max_iter=2000)
+    assert r_pivot.nll == pytest.approx(r_exact.nll, rel=1e-6)
+    assert rel_err(r_pivot.b, r_exact.b) < 1e-3  # measured 2e-5
+    assert rel_err(r_pivot.b, truth.b) < 0.15  # measured 0.057
+
+
+def test_safeguarded_intercept_newton_converges_from_far():
+    from fastgrad._hlsm_sparse import newton_intercept
+    rng = np.random.default_rng(0)
+    d2 = rng.uniform(0, 400, 20000)
+    a_true = 3.0
+    y = (rng.random(d2.size) < 1 / (1 + np.exp(-(a_true - d2)))).astype(float)
+    a = newton_intercept(y, d2, 200.0)  # plain Newton from here diverges to -1e17
+    p = 1 / (1 + np.exp(-(a - d2)))
+    assert abs((p - y).sum()) < 1e-6 * max(1.0, y.sum())

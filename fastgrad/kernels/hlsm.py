@@ -19,7 +19,8 @@ from numba import njit, prange
 
 from ._math import fast_softplus_sigmoid, softplus, softplus_sigmoid
 
-__all__ = ["hlsm_nll_grad", "hlsm_nll", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast"]
+__all__ = ["hlsm_nll_grad", "hlsm_nll", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast",
+           "hlsm_edge_correction"]
 
 
 @njit(cache=True)
@@ -311,7 +312,7 @@ def _tile_index(t, nb):
 
 
 @njit(parallel=True, cache=True)
-def hlsm_nll_grad_fast(Y, YT, z, alpha, directed, grad_z, grad_alpha):
+def hlsm_nll_grad_fast(Y, YT, z, alpha, directed, grad_z, grad_alpha, ties_from_y=True):
     """Fast negative log-likelihood and gradient (same contract as :func:`hlsm_nll_grad`).
 
     Parameters
@@ -329,6 +330,11 @@ def hlsm_nll_grad_fast(Y, YT, z, alpha, directed, grad_z, grad_alpha):
         Output: ``d nll / d z``.
     grad_alpha : float64 array, shape (K,)
         Output: ``d nll / d alpha``.
+    ties_from_y : bool, default=True
+        False: ``Y`` and ``YT`` are not read (pass any int8 3-d array) and every
+        dyad counts as an observed non-tie. This is the dense part of the
+        sparse likelihood (see :func:`hlsm_edge_correction`): it needs
+        memory O(K n d) only.
 
     Returns
     -------
@@ -349,6 +355,7 @@ def hlsm_nll_grad_fast(Y, YT, z, alpha, directed, grad_z, grad_alpha):
     nb = (n + B - 1) // B
     ntri = nb * (nb + 1) // 2
     gacc = np.empty((K, nb, d, n))
+    zrow = np.zeros(n, dtype=np.int8)
     nll_part = np.zeros(K * ntri)
     ga_part = np.zeros(K * ntri)
     for t in prange(K * ntri):
@@ -367,8 +374,8 @@ def hlsm_nll_grad_fast(Y, YT, z, alpha, directed, grad_z, grad_alpha):
         lbuf = np.empty(B)
         for i in range(i0, i1):
             jend = i if I == J else j1
-            yrow = Y[k, i]
-            ytrow = YT[k, i] if directed else yrow
+            yrow = Y[k, i] if ties_from_y else zrow
+            ytrow = YT[k, i] if (directed and ties_from_y) else yrow
             if d == 2:
                 rn, rg, g0, g1 = _tile_row_d2(yrow, ytrow, zt[k, 0], zt[k, 1], zt[k, 0, i], zt[k, 1, i], a,
                                               directed, j0, jend, buf, lbuf)
@@ -429,14 +436,17 @@ def _row_nll(yrow, zk, zi, a, i, jmax, dist):
 
 
 @njit(parallel=True, cache=True)
-def hlsm_nll_fast(Y, z, alpha, directed):
+def hlsm_nll_fast(Y, z, alpha, directed, ties_from_y=True):
     """Fast negative log-likelihood only (same contract as :func:`hlsm_nll`).
 
     Undirected data visit each pair once (``j < i``). Differs from
     :func:`hlsm_nll` only by rounding (see :func:`hlsm_nll_grad_fast`).
+    With ``ties_from_y=False``, ``Y`` is not read and every dyad counts as an
+    observed non-tie.
     """
     K, n, d = z.shape
     zt = _transpose_positions(z)
+    zrow = np.zeros(n, dtype=np.int8)
     part = np.zeros(K * n)
     for t in prange(K * n):
         k = t // n
@@ -444,8 +454,90 @@ def hlsm_nll_fast(Y, z, alpha, directed):
         jmax = n if directed else i
         dist = np.empty(max(jmax, 1))
         zi = zt[k, :, i].copy()
-        part[t] = _row_nll(Y[k, i], zt[k], zi, alpha[k], i, jmax, dist)
+        part[t] = _row_nll(Y[k, i] if ties_from_y else zrow, zt[k], zi, alpha[k], i, jmax, dist)
     total = 0.0
     for t in range(K * n):
         total += part[t]
     return total
+
+
+@njit(parallel=True, cache=True)
+def hlsm_edge_correction(t_ptr, t_idx, t_cnt, m_ptr, m_idx, m_cnt, z, alpha, with_grad, grad_z, grad_alpha,
+                         layer_nll):
+    """Sparse correction turning the all-non-tie likelihood into the real one.
+
+    With ``c_ij`` ties and ``m_ij`` missing dyads among the two dyads of the pair
+    {i, j} (at most 1 each when undirected), the likelihood differs from the
+    "every dyad an observed non-tie" one (:func:`hlsm_nll_grad_fast` with
+    ``ties_from_y=False``) by ``-c_ij eta_ij - m_ij softplus(eta_ij)`` in the
+    nll and by ``-c_ij - m_ij sigmoid(eta_ij)`` in ``d nll / d eta_ij``.
+    Cost O(edges + missing), memory O(1) beyond the inputs.
+
+    Parameters
+    ----------
+    t_ptr, m_ptr : int64 arrays, shape (K, n + 1)
+        Row pointers (absolute offsets into the index arrays) of the symmetric
+        tie-count and missing-count matrices of each layer.
+    t_idx, m_idx : int32 or int64 arrays
+        Column indices, all layers concatenated.
+    t_cnt, m_cnt : float64 arrays
+        ``c_ij`` and ``m_ij`` for each stored entry (both (i, j) and (j, i) are stored).
+    z : float64 array, shape (K, n, d)
+    alpha : float64 array, shape (K,)
+    with_grad : bool
+        Also add to ``grad_z`` and ``grad_alpha`` (otherwise they are not touched).
+    grad_z : float64 array, shape (K, n, d)
+        Incremented by the correction of ``d nll / d z``.
+    grad_alpha : float64 array, shape (K,)
+        Incremented.
+    layer_nll : float64 array, shape (K,)
+        Incremented by each layer's nll correction.
+    """
+    K, n, d = z.shape
+    nl_part = np.zeros(K * n)
+    ga_part = np.zeros(K * n)
+    for t in prange(K * n):
+        k = t // n
+        i = t - k * n
+        a = alpha[k]
+        g = np.zeros(d)
+        nl = 0.0
+        ga = 0.0
+        for p in range(t_ptr[k, i], t_ptr[k, i + 1]):
+            j = t_idx[p]
+            c = t_cnt[p]
+            dist = 0.0
+            for q in range(d):
+                diff = z[k, i, q] - z[k, j, q]
+                dist += diff * diff
+            nl -= c * (a - dist)
+            ga -= c
+            for q in range(d):
+                g[q] -= c * (z[k, i, q] - z[k, j, q])
+        for p in range(m_ptr[k, i], m_ptr[k, i + 1]):
+            j = m_idx[p]
+            m = m_cnt[p]
+            dist = 0.0
+            for q in range(d):
+                diff = z[k, i, q] - z[k, j, q]
+                dist += diff * diff
+            sp, s = softplus_sigmoid(a - dist)
+            nl -= m * sp
+            ga -= m * s
+            for q in range(d):
+                g[q] -= m * s * (z[k, i, q] - z[k, j, q])
+        # each pair is seen from both ends: half of its nll and alpha terms here
+        nl_part[t] = 0.5 * nl
+        ga_part[t] = 0.5 * ga
+        if with_grad:
+            for q in range(d):
+                grad_z[k, i, q] += -2.0 * g[q]
+    for k in range(K):
+        acc_n = 0.0
+        acc_a = 0.0
+        for i in range(n):
+            acc_n += nl_part[k * n + i]
+            acc_a += ga_part[k * n + i]
+        layer_nll[k] += acc_n
+        if with_grad:
+            grad_alpha[k] += acc_a

@@ -1,0 +1,370 @@
+"""Sparse HLSM: memory O(n K d + edges), never an (n, n) array.
+
+The likelihood is split into
+
+* a dense pass over all pairs computed from the positions alone, treating
+  every dyad as an observed non-tie (:func:`fastgrad.kernels.hlsm_nll_grad_fast`
+  with ``ties_from_y=False``), and
+* a correction over the stored entries (:func:`fastgrad.kernels.hlsm_edge_correction`):
+  for each tie, ``-eta`` in the nll and ``-1`` in ``d nll / d eta`` (the
+  non-tie term ``softplus(eta)`` is replaced by the tie term
+  ``softplus(eta) - eta``); for each missing dyad, its non-tie contribution is
+  removed.
+
+Initialisation scales the same way: pivot MDS (Brandes & Pich 2006) of the
+geodesic distances from a few dozen BFS pivots instead of classical MDS of all
+pairs (used only when n is small enough for the dense version to be cheap).
+Used by :func:`fastgrad.hlsm.fit` for scipy.sparse input (``sparse="auto"``
+or ``True``).
+"""
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SparseLayers", "encode_sparse", "layers_from_edges", "nll_grad_sparse", "nll_sparse"]
+
+#: Below this many nodes ``init="mds"`` uses exact classical MDS (as the dense path).
+EXACT_MDS_MAX_N = 2000
+
+
+@dataclass
+class SparseLayers:
+    """Encoded sparse multiplex data (symmetric count matrices per layer, stacked CSR).
+
+    Attributes
+    ----------
+    K, n : int
+    directed : bool
+    t_ptr, m_ptr : ndarray of int64, shape (K, n + 1)
+        Absolute row pointers of the tie and missing count matrices.
+    t_idx, m_idx : ndarray of int32
+    t_cnt, m_cnt : ndarray of float64
+        ``c_ij`` (ties among the dyads of pair {i, j}) and ``m_ij`` (missing ones).
+    n_ties, n_missing : ndarray of int64, shape (K,)
+        Dyads per layer (ordered dyads if directed, pairs if not).
+    tie_layers, miss_layers : list of scipy.sparse.csr_matrix
+        The tie and missing patterns of each layer (row i, column j: dyad i -> j).
+    """
+
+    K: int
+    n: int
+    directed: bool
+    t_ptr: np.ndarray
+    t_idx: np.ndarray
+    t_cnt: np.ndarray
+    m_ptr: np.ndarray
+    m_idx: np.ndarray
+    m_cnt: np.ndarray
+    n_ties: np.ndarray
+    n_missing: np.ndarray
+    tie_layers: list
+    miss_layers: list
+
+    @property
+    def shape(self):
+        return (self.K, self.n, self.n)
+
+    @property
+    def pairs_per_layer(self):
+        return self.n * (self.n - 1) // (1 if self.directed else 2)
+
+    @property
+    def n_obs(self):
+        return int(self.K * self.pairs_per_layer - self.n_missing.sum())
+
+
+#: ``sparse="auto"`` switches to the sparse likelihood for sparse input from this many nodes.
+AUTO_MIN_N = 2000
+
+
+def use_sparse(Y, sparse):
+    """Decide the ``sparse`` option of :func:`fastgrad.hlsm.fit` for input ``Y``."""
+    if sparse is True or (isinstance(sparse, str) and sparse == "auto"):
+        ok = is_sparse_input(Y)
+        if sparse is True and not ok:
+            raise ValueError("sparse=True needs Y as a list of scipy.sparse matrices "
+                             "(see fastgrad._hlsm_sparse.layers_from_edges for edge lists)")
+        return ok and (sparse is True or Y[0].shape[0] >= AUTO_MIN_N)
+    if sparse is False:
+        return False
+    raise ValueError(f"sparse must be 'auto', True or False, got {sparse!r}")
+
+
+def is_sparse_input(Y):
+    """True for a non-empty list/tuple of scipy.sparse matrices."""
+    return isinstance(Y, (list, tuple)) and len(Y) > 0 and all(hasattr(A, "tocsr") for A in Y)
+
+
+def layers_from_edges(layer, source, target, n, K, *, missing=None):
+    """Build K sparse (n, n) layers from an edge list, without any dense array.
+
+    Parameters
+    ----------
+    layer, source, target : array_like of int
+        One entry per tie: layer index in ``[0, K)``, nodes in ``[0, n)``.
+    n, K : int
+    missing : tuple of three arrays, optional
+        ``(layer, source, target)`` of missing dyads (stored as NaN).
+
+    Returns
+    -------
+    list of scipy.sparse.csr_matrix
+    """
+    import scipy.sparse as sp
+    out = []
+    arrays = [np.asarray(a, dtype=np.int64) for a in (layer, source, target)]
+    miss = None if missing is None else [np.asarray(a, dtype=np.int64) for a in missing]
+    for nm, a in zip(("layer", "source", "target"), arrays):
+        hi = K if nm == "layer" else n
+        if a.ndim != 1 or a.shape != arrays[0].shape:
+            raise ValueError(f"{nm} must be a 1-d array as long as the others")
+        if a.size and (a.min() < 0 or a.max() >= hi):
+            raise ValueError(f"{nm} has values outside [0, {hi})")
+    for k in range(K):
+        sel = arrays[0] == k
+        rows, cols = arrays[1][sel], arrays[2][sel]
+        data = np.ones(rows.size)
+        if miss is not None:
+            ms = miss[0] == k
+            rows = np.concatenate([rows, miss[1][ms]])
+            cols = np.concatenate([cols, miss[2][ms]])
+            data = np.concatenate([data, np.full(int(ms.sum()), np.nan)])
+        A = sp.coo_matrix((data, (rows, cols)), shape=(n, n)).tocsr()
+        A.sum_duplicates()
+        out.append(A)
+    return out
+
+
+def _symmetric_counts(P, directed):
+    """Symmetric count matrix of a 0/1 pattern: P + P.T (directed) or P (undirected)."""
+    C = (P + P.T) if directed else P
+    C = C.tocsr()
+    C.sum_duplicates()
+    C.sort_indices()
+    return C
+
+
+def encode_sparse(Y, *, directed=False, name="Y"):
+    """Validate a list of scipy.sparse layers and encode them for the sparse kernels.
+
+    Stored entries equal to 1 are ties, NaN are missing dyads, explicit zeros
+    are non-ties (as every absent entry); the diagonal is ignored. Nothing of
+    size n^2 is created.
+
+    Returns
+    -------
+    SparseLayers
+    """
+    import scipy.sparse as sp
+    if not is_sparse_input(Y):
+        raise TypeError(f"{name} must be a list of scipy.sparse matrices")
+    K = len(Y)
+    shapes = {tuple(A.shape) for A in Y}
+    for k, A in enumerate(Y):
+        if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"{name}: layer {k} must be a square (n, n) matrix, got shape {tuple(A.shape)}")
+    if len(shapes) != 1:
+        raise ValueError(f"{name}: layers must all have the same shape, got {sorted(shapes)}")
+    n = Y[0].shape[0]
+    if n < 3:
+        raise ValueError(f"{name}: at least 3 nodes are needed, got n={n}")
+    ties, miss = [], []
+    for k, A in enumerate(Y):
+        C = sp.coo_matrix(A)
+        data = np.asarray(C.data, dtype=np.float64)
+        off = C.row != C.col
+        ok = (data == 0) | (data == 1) | np.isnan(data)
+        if not ok[off].all():
+            raise ValueError(f"{name}: layer {k} has entries other than 0, 1 or NaN (e.g. {data[off & ~ok][0]})")
+        t = off & (data == 1)
+        m = off & np.isnan(data)
+        T = sp.csr_matrix((np.ones(int(t.sum())), (C.row[t], C.col[t])), shape=(n, n))
+        M = sp.csr_matrix((np.ones(int(m.sum())), (C.row[m], C.col[m])), shape=(n, n))
+        T.sum_duplicates()
+        M.sum_duplicates()
+        T.data[:] = 1.0  # duplicates of one dyad count once
+        M.data[:] = 1.0
+        if not directed and ((T != T.T).nnz or (M != M.T).nnz):
+            raise ValueError(f"{name}: layer {k} is not symmetric; pass directed=True for directed ties")
+        if (T.multiply(M)).nnz:
+            raise ValueError(f"{name}: layer {k} stores a dyad both as a tie and as missing")
+        ties.append(T)
+        miss.append(M)
+    per = n * (n - 1) // (1 if directed else 2)
+    halve = 1 if directed else 2
+    n_ties = np.array([T.nnz // halve for T in ties], dtype=np.int64)
+    n_missing = np.array([M.nnz // halve for M in miss], dtype=np.int64)
+    for k in range(K):
+        n_obs = per - n_missing[k]
+        if n_obs <= 0:
+            raise ValueError(f"{name}: layer {k} has no observed dyads (all missing)")
+        if n_ties[k] == 0 or n_ties[k] == n_obs:
+            raise ValueError(f"{name}: layer {k} has {'no ties' if n_ties[k] == 0 else 'only ties'}; "
+                             "its intercept alpha_k would be infinite")
+
+    def stack(mats):
+        ptr = np.empty((K, n + 1), dtype=np.int64)
+        idx, cnt, off = [], [], 0
+        for k, P in enumerate(mats):
+            C = _symmetric_counts(P, directed)
+            ptr[k] = C.indptr + off
+            off += C.nnz
+            idx.append(C.indices.astype(np.int32))
+            cnt.append(C.data.astype(np.float64))
+        cat = (lambda xs, dt: np.concatenate(xs) if xs else np.empty(0, dt))
+        return ptr, cat(idx, np.int32), cat(cnt, np.float64)
+
+    t_ptr, t_idx, t_cnt = stack(ties)
+    m_ptr, m_idx, m_cnt = stack(miss)
+    return SparseLayers(K=K, n=n, directed=bool(directed), t_ptr=t_ptr, t_idx=t_idx, t_cnt=t_cnt,
+                        m_ptr=m_ptr, m_idx=m_idx, m_cnt=m_cnt, n_ties=n_ties, n_missing=n_missing,
+                        tie_layers=ties, miss_layers=miss)
+
+
+_DUMMY_Y = np.zeros((1, 1, 1), dtype=np.int8)
+
+
+def nll_grad_sparse(S, z, alpha):
+    """nll, grad_z, grad_alpha of the HLSM for sparse data ``S`` at positions ``z`` (K, n, d)."""
+    from .kernels.hlsm import hlsm_edge_correction, hlsm_nll_grad_fast
+    z = np.ascontiguousarray(z)
+    grad_z = np.empty_like(z)
+    grad_alpha = np.empty(S.K)
+    dense = hlsm_nll_grad_fast(_DUMMY_Y, _DUMMY_Y, z, alpha, S.directed, grad_z, grad_alpha, False)
+    corr = np.zeros(S.K)
+    hlsm_edge_correction(S.t_ptr, S.t_idx, S.t_cnt, S.m_ptr, S.m_idx, S.m_cnt, z, alpha, True,
+                         grad_z, grad_alpha, corr)
+    return float(dense + corr.sum()), grad_z, grad_alpha
+
+
+def nll_sparse(S, z, alpha, *, per_layer=False):
+    """nll (or the (K,) per-layer nll) for sparse data ``S``."""
+    from .kernels.hlsm import hlsm_edge_correction, hlsm_nll_fast
+    z = np.ascontiguousarray(z)
+    K = S.K
+    if per_layer:
+        layer = np.array([hlsm_nll_fast(_DUMMY_Y, np.ascontiguousarray(z[k:k + 1]), alpha[k:k + 1], S.directed,
+                                        False) for k in range(K)])
+    else:
+        layer = np.zeros(K)
+        layer[0] = hlsm_nll_fast(_DUMMY_Y, z, alpha, S.directed, False)
+    dummy_g = np.empty((1, 1, 1))
+    hlsm_edge_correction(S.t_ptr, S.t_idx, S.t_cnt, S.m_ptr, S.m_idx, S.m_cnt, z, alpha, False,
+                         dummy_g, np.empty(1), layer)
+    return layer if per_layer else float(layer.sum())
+
+
+# ----------------------------------------------------------------------------- initialisation
+
+def _union_graph(S):
+    U = S.tie_layers[0].copy()
+    for T in S.tie_layers[1:]:
+        U = U + T
+    U = U + U.T
+    U.data[:] = 1.0
+    return U.tocsr()
+
+
+def newton_intercept(y, d2, a, n_newton=30, max_step=8.0):
+    """Solve ``sum(sigmoid(a - d2) - y) = 0`` for ``a`` by safeguarded Newton.
+
+    Plain Newton steps (as the dense path) while they are moderate; steps are
+    clipped to ``max_step`` and kept inside the bracket ``g(lo) < 0 < g(hi)``
+    found so far (bisection otherwise), so it cannot diverge when the start is
+    far off (large graph diameters make ``a - d2`` span hundreds).
+    """
+    lo, hi = -np.inf, np.inf
+    for _ in range(n_newton * 3):
+        eta = a - d2
+        p = 0.5 * (1.0 + np.tanh(0.5 * eta))
+        g = (p - y).sum()
+        h = (p * (1 - p)).sum() + 1e-12
+        if g > 0:
+            hi = min(hi, a)
+        else:
+            lo = max(lo, a)
+        step = g / h
+        step = min(max(step, -max_step), max_step)
+        new = a - step
+        if not lo < new < hi:
+            new = 0.5 * (lo + hi) if np.isfinite(lo) and np.isfinite(hi) else a - step
+        step, a = a - new, new
+        if abs(step) < 1e-10:
+            break
+    return a
+
+
+def fit_intercepts_sparse(S, b, rng, n_pairs=200_000, n_newton=30):
+    """As ``hlsm._fit_intercepts`` (same random pair sample and Newton steps) for sparse data."""
+    K, n = S.K, S.n
+    m = min(n_pairs, n * (n - 1))
+    i = rng.integers(0, n, size=m)
+    j = rng.integers(0, n - 1, size=m)
+    j = j + (j >= i)
+    d2 = ((b[i] - b[j]) ** 2).sum(axis=1)
+    dens = np.empty(K)
+    for k in range(K):
+        p = S.n_ties[k] / max(S.pairs_per_layer - S.n_missing[k], 1)
+        p = min(max(p, 1e-6), 1 - 1e-6)
+        dens[k] = np.log(p / (1 - p))
+    alpha = dens + float(np.median(d2))
+    for k in range(K):
+        y = np.asarray(S.tie_layers[k][i, j]).ravel().astype(np.float64)
+        if S.n_missing[k]:
+            y[np.asarray(S.miss_layers[k][i, j]).ravel() > 0] = -1.0
+        obs = y >= 0
+        alpha[k] = newton_intercept(y[obs], d2[obs], alpha[k], n_newton)
+    return alpha
+
+
+def init_mds_sparse(S, dim, rng, n_pivots=64):
+    """Shared positions from the union graph: exact classical MDS for small n, pivot MDS otherwise.
+
+    Pivot MDS (Brandes & Pich 2006): BFS distances from ``n_pivots`` pivots
+    chosen by max-min distance, double centring of the (n, p) squared distance
+    matrix ``C``, positions ``C V`` with ``V`` the top eigenvectors of ``C^T C``.
+    Memory O(n p). Then scaled so tied pairs sit at squared distance ~1.
+    """
+    from scipy.sparse.csgraph import shortest_path
+    n = S.n
+    U = _union_graph(S)
+    if n <= EXACT_MDS_MAX_N:
+        D = shortest_path(U, method="D", directed=False, unweighted=True)
+        finite = np.isfinite(D)
+        D[~finite] = D[finite].max() + 1.0 if finite.any() else 1.0
+        D2 = D * D
+        J = D2 - D2.mean(axis=0, keepdims=True)
+        B = -0.5 * (J - J.mean(axis=1, keepdims=True))
+        vals, vecs = np.linalg.eigh(B)
+        order = np.argsort(vals)[::-1][:dim]
+        X = vecs[:, order] * np.sqrt(np.maximum(vals[order], 1e-12))
+    else:
+        p = min(n_pivots, n)
+        pivots = np.empty(p, dtype=np.int64)
+        pivots[0] = rng.integers(n)
+        D = np.empty((p, n))
+        mind = np.full(n, np.inf)
+        for q in range(p):
+            D[q] = shortest_path(U, method="D", directed=False, unweighted=True, indices=pivots[q])
+            fin = np.isfinite(D[q])
+            D[q, ~fin] = (D[q, fin].max() + 1.0) if fin.any() else 1.0
+            mind = np.minimum(mind, D[q])
+            if q + 1 < p:
+                pivots[q + 1] = int(np.argmax(mind))
+        C = (D * D).T  # (n, p)
+        C = C - C.mean(axis=0, keepdims=True)
+        C = -0.5 * (C - C.mean(axis=1, keepdims=True))
+        vals, vecs = np.linalg.eigh(C.T @ C)
+        order = np.argsort(vals)[::-1][:dim]
+        X = C @ vecs[:, order]
+    X += 1e-3 * rng.standard_normal(X.shape) * (np.abs(X).max() + 1.0)  # break exact ties
+    X -= X.mean(axis=0)
+    Uc = U.tocoo()
+    up = Uc.row < Uc.col
+    ti, tj = Uc.row[up], Uc.col[up]
+    if ti.size:
+        msd = float(((X[ti] - X[tj]) ** 2).sum(axis=1).mean())
+        if msd > 0:
+            X /= np.sqrt(msd)
+    return X, fit_intercepts_sparse(S, X, rng)
