@@ -789,15 +789,10 @@ def _solve_generic(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random
         Xsub = prob.X if rows is None else prob.X[rows]
         if not prob.sparse:
             Xsub = np.ascontiguousarray(Xsub.T)  # (p, m): Z @ Z.T is a fast BLAS syrk
-        memo = {"x": None, "out": None}
-
-        def fun_memo(x):
-            # the line search's value at the new point comes with its gradient from
-            # the same (memory-bound) pass, so an accepted step costs one pass
-            if memo["x"] is None or not np.array_equal(memo["x"], x):
-                memo["out"] = fun(x)
-                memo["x"] = x.copy()
-            return memo["out"]
+        memo = {}
+        # the line search's value at the new point comes with its gradient from the
+        # same (memory-bound) pass, so an accepted step costs one pass over X
+        fun_memo = _remember_last(fun)
 
         def hess(x):
             if cache["x"] is None or not np.array_equal(cache["x"], x):
@@ -815,15 +810,8 @@ def _solve_generic(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random
                        max_iter=max_iter, tol=tol, **common, **opts)
         res.info["hessian_rows"] = prob.n if rows is None else int(rows.size)
     elif solver == "lbfgs":
-        last = {"x": None, "out": None}
-
-        def fun_last(x):
-            # the wrapper and SciPy both evaluate the start point: one pass suffices
-            if last["x"] is None or not np.array_equal(last["x"], x):
-                last["out"] = fun(x)
-                last["x"] = x.copy()
-            return last["out"]
-        res = S.lbfgs(fun_last, x0, max_iter=max_iter, tol=tol, **common, **opts)
+        # the wrapper and SciPy both evaluate the start point: one pass suffices
+        res = S.lbfgs(_remember_last(fun), x0, max_iter=max_iter, tol=tol, **common, **opts)
     elif solver == "gd":
         opts.setdefault("gtol", None)
         res = S.gradient_descent(fun, x0, fun_value=fun_value, max_iter=max_iter, tol=tol,
@@ -842,6 +830,18 @@ def _solve_generic(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random
     if presolved is not None:
         info["presolve_rows"] = presolved
     return (w.copy(), c, res.n_iter, res.converged, hist, res.message, info)
+
+
+def _remember_last(fun):
+    """``fun`` that returns its previous result when called again at the same point."""
+    last = {"x": None, "out": None}
+
+    def wrapped(x):
+        if last["x"] is None or not np.array_equal(last["x"], x):
+            last["out"] = fun(x)
+            last["x"] = x.copy()
+        return last["out"]
+    return wrapped
 
 
 def _hessian_rows(prob, subsample):

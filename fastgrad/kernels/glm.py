@@ -105,10 +105,7 @@ def glm_loss_grad(X, y, sw, coef, intercept, loss, grad, curv):
         g = np.zeros(p)
         val, gc = _rows_dense(X, y, sw, coef, intercept, loss, g, curv, want_curv, i0,
                               min(n, i0 + CHUNK))
-        for j in range(p):
-            acc[k, j] = g[j]
-        acc[k, p] = gc
-        acc[k, p + 1] = val
+        _store(acc, k, g, gc, val)
     return _reduce(acc, grad, p)
 
 
@@ -133,6 +130,16 @@ def _rows_dense(X, y, sw, coef, intercept, loss, g, curv, want_curv, i0, i1):
         if want_curv:
             curv[i] = s * d2
     return val, gc
+
+
+@njit(cache=True, inline="always")
+def _store(acc, k, g, gc, val):
+    """Chunk ``k``'s partial gradient, intercept gradient and value into ``acc[k]``."""
+    p = g.shape[0]
+    for j in range(p):
+        acc[k, j] = g[j]
+    acc[k, p] = gc
+    acc[k, p + 1] = val
 
 
 @njit(cache=True)
@@ -171,10 +178,7 @@ def glm_loss_grad_csr(data, indices, indptr, y, sw, coef, intercept, loss, grad,
         g = np.zeros(p)
         val, gc = _rows_csr(data, indices, indptr, y, sw, coef, intercept, loss, g, curv,
                             want_curv, i0, min(n, i0 + CHUNK))
-        for j in range(p):
-            acc[k, j] = g[j]
-        acc[k, p] = gc
-        acc[k, p + 1] = val
+        _store(acc, k, g, gc, val)
     return _reduce(acc, grad, p)
 
 
