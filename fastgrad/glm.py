@@ -503,7 +503,8 @@ def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solv
         coordinate change ``sqrt(H_j) |delta_j|`` of a full sweep relative to
         ``sqrt(null loss)`` (the loss at ``w = 0``); for the
         other solvers: the relative objective change (``"newton"``: half the
-        squared Newton decrement relative to the objective).
+        squared Newton decrement relative to the objective). The stochastic
+        solvers run ``max_iter`` epochs unless ``solver_options`` has a ``tol``.
     random_state : None, int or numpy.random.Generator
         Shuffling of the stochastic solvers.
     verbose : bool, default=False
@@ -529,7 +530,7 @@ def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solv
     >>> X = rng.normal(size=(200, 5)); y = X @ [1.0, 0, 0, -2.0, 0] + 0.1 * rng.normal(size=200)
     >>> res = glm.fit(X, y, lam=0.05, l1_ratio=1.0)
     >>> np.round(res.coef, 2)
-    array([ 0.95,  0.  , -0.  , -1.94,  0.  ])
+    array([ 0.95,  0.  ,  0.  , -1.96,  0.  ])
     """
     prob = _Problem(X, y, loss, fit_intercept, sample_weight)
     lam, l1_ratio, solver, max_iter, tol = _check_params(lam, l1_ratio, solver, max_iter, tol,

@@ -61,7 +61,9 @@ def sgd(grad_batch, x0, n_samples, *, method="sgd", learning_rate=0.01, batch_si
     Returns
     -------
     SolverResult
-        ``n_iter`` counts epochs; ``info`` holds ``n_updates``.
+        ``n_iter`` counts epochs; ``info`` holds ``n_updates``. With ``tol=0``
+        (a fixed budget of epochs) a run that spends the budget counts as
+        converged.
 
     Examples
     --------
