@@ -1,8 +1,8 @@
 """HLSM at the machine's limit and at scale (a plain script, run by hand; not an asv suite).
 
     python benchmarks/hlsm_scale.py kernel            # nll+gradient pass vs NumPy, 1 and 2 threads
-    python benchmarks/hlsm_scale.py memory [n]        # sparse-input fit at n (default 10000): time, peak RSS
-    python benchmarks/hlsm_scale.py scale [n]         # the same at n (default 20000)
+    python benchmarks/hlsm_scale.py memory [n [max_iter]]  # sparse-input fit at n (default 10000): time, peak RSS
+    python benchmarks/hlsm_scale.py scale [n [max_iter]]   # the same at n (default 20000)
     python benchmarks/hlsm_scale.py all
 
 Pair evaluations are counted as K * n * (n - 1) per pass. Each timing is the best
@@ -198,9 +198,10 @@ def bench_fit(n, K=3, density=0.01, max_iter=200, tol=1e-6):
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "kernel"
     arg = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    iters = int(sys.argv[3]) if len(sys.argv) > 3 else 200
     if what in ("kernel", "all"):
         bench_kernel()
     if what in ("memory", "all"):
-        bench_fit(arg or 10_000)
+        bench_fit(arg or 10_000, max_iter=iters)
     if what in ("scale", "all"):
-        bench_fit(arg or 20_000)
+        bench_fit(arg or 20_000, max_iter=iters)
