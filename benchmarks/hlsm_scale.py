@@ -3,6 +3,7 @@
     python benchmarks/hlsm_scale.py kernel            # nll+gradient pass vs NumPy, 1 and 2 threads
     python benchmarks/hlsm_scale.py memory [n [max_iter]]  # sparse-input fit at n (default 10000): time, peak RSS
     python benchmarks/hlsm_scale.py scale [n [max_iter]]   # the same at n (default 20000)
+    python benchmarks/hlsm_scale.py cc [n [max_iter [controls]]]  # case-control fit (default 100 controls)
     python benchmarks/hlsm_scale.py all
 
 Pair evaluations are counted as K * n * (n - 1) per pass. Each timing is the best
@@ -109,19 +110,30 @@ def bench_kernel(n=2000, K=4, d=2, repeat=7):
 
 # ----------------------------------------------------------------------------- size / memory
 
-def _fit_child(path, max_iter, tol, seed=0):
-    """Run in a subprocess: load the sparse layers saved at ``path``, fit, print figures."""
+def _fit_child(path, max_iter, tol, controls=0, seed=0):
+    """Run in a subprocess: load the sparse layers saved at ``path``, fit, print figures.
+
+    ``controls > 0``: case-control likelihood with that many controls per node
+    and layer; the exact nll at the estimate is printed as well.
+    """
     import scipy.sparse as sp
 
-    from fastgrad import hlsm
+    from fastgrad import _hlsm_sparse, hlsm
     data = np.load(path)
     K = int(data["K"])
     layers = [sp.load_npz(f"{path}.{k}.npz").tocsr() for k in range(K)]
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = layers[0].shape[0]
     t0 = time.perf_counter()
-    res = hlsm.fit(layers, lam=5.0, random_state=seed, max_iter=max_iter, tol=tol, sparse=True)
+    Y = layers
+    if controls:
+        S = _hlsm_sparse.encode_sparse(layers)
+        Y = _hlsm_sparse.case_control_layers(S, controls, random_state=seed)
+    res = hlsm.fit(Y, lam=5.0, random_state=seed, max_iter=max_iter, tol=tol, sparse=True)
     t_fit = time.perf_counter() - t0
+    if controls:
+        print(f"case-control with {controls} controls: exact nll at the estimate "
+              f"{_hlsm_sparse.nll_sparse(S, res.z, res.alpha):.6g}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     nnz = sum(int(sp.triu(A, 1).nnz) for A in layers)
     print(f"RESULT n={n} K={K} ties={nnz} fit_s={t_fit:.1f} n_iter={res.n_iter} "
@@ -167,11 +179,12 @@ def hlsm_sparse_simulate(n, K, density, seed):
     return layers
 
 
-def bench_fit(n, K=3, density=0.01, max_iter=200, tol=1e-6):
+def bench_fit(n, K=3, density=0.01, max_iter=200, tol=1e-6, controls=0):
     import tempfile
 
     import scipy.sparse as sp
-    print(f"\n== sparse-input fit, n={n}, K={K}, density={density}, max_iter={max_iter}, tol={tol}")
+    print(f"\n== sparse-input fit, n={n}, K={K}, density={density}, max_iter={max_iter}, tol={tol}"
+          + (f", case-control with {controls} controls" if controls else ""))
     t0 = time.perf_counter()
     layers = hlsm_sparse_simulate(n, K, density, 0)
     print(f"   simulated in {time.perf_counter() - t0:.1f} s (in this process; not part of the measurement)")
@@ -184,12 +197,12 @@ def bench_fit(n, K=3, density=0.01, max_iter=200, tol=1e-6):
         print(f"   {_load()} (before)")
         cmd = [sys.executable, "-c",
                f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
-               f"import hlsm_scale; hlsm_scale._fit_child({path!r}, {max_iter}, {tol})"]
+               f"import hlsm_scale; hlsm_scale._fit_child({path!r}, {max_iter}, {tol}, {controls})"]
         t0 = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
     for line in (out.stdout + out.stderr).splitlines():
-        if line.startswith("RESULT") or "Error" in line or "Warning" in line:
+        if line.startswith(("RESULT", "case-control")) or "Error" in line or "Warning" in line:
             print("   " + line)
     print(f"   fit subprocess wall time {wall:.1f} s (incl. import and compilation); {_load()} (after)")
     return out.returncode
@@ -205,3 +218,5 @@ if __name__ == "__main__":
         bench_fit(arg or 10_000, max_iter=iters)
     if what in ("scale", "all"):
         bench_fit(arg or 20_000, max_iter=iters)
+    if what == "cc":
+        bench_fit(arg or 20_000, max_iter=iters, controls=int(sys.argv[4]) if len(sys.argv) > 4 else 100)

@@ -6,7 +6,8 @@ code is cached on disk (``cache=True``) after first use.
 """
 from ._math import (fast_exp, fast_log1p_unit, fast_softplus_sigmoid, log_sigmoid, logsumexp, sigmoid,
                     softplus, softplus_sigmoid)
-from .hlsm import hlsm_nll, hlsm_nll_fast, hlsm_nll_grad, hlsm_nll_grad_fast, hlsm_pair_probabilities
+from .hlsm import (hlsm_edge_correction, hlsm_nll, hlsm_nll_fast, hlsm_nll_grad, hlsm_nll_grad_fast,
+                   hlsm_pair_probabilities)
 from .multinomial import (multinomial_hessian, multinomial_hessian_csr, multinomial_loss,
                           multinomial_loss_csr, multinomial_loss_grad, multinomial_loss_grad_csr,
                           multinomial_proba, multinomial_proba_csr)
@@ -19,6 +20,7 @@ from .glm import (LOSS_LOGISTIC, LOSS_SQUARED, glm_cd, glm_cd_csc, glm_cd_gram, 
 __all__ = [
     "sigmoid", "softplus", "log_sigmoid", "softplus_sigmoid", "logsumexp",
     "hlsm_nll", "hlsm_nll_grad", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast",
+    "hlsm_edge_correction",
     "fast_exp", "fast_log1p_unit", "fast_softplus_sigmoid",
     "multinomial_loss", "multinomial_loss_grad", "multinomial_proba", "multinomial_hessian",
     "multinomial_loss_csr", "multinomial_loss_grad_csr", "multinomial_proba_csr",
