@@ -172,15 +172,7 @@ def encode_sparse(Y, *, directed=False, name="Y"):
     if not is_sparse_input(Y):
         raise TypeError(f"{name} must be a list of scipy.sparse matrices")
     K = len(Y)
-    shapes = {tuple(A.shape) for A in Y}
-    for k, A in enumerate(Y):
-        if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"{name}: layer {k} must be a square (n, n) matrix, got shape {tuple(A.shape)}")
-    if len(shapes) != 1:
-        raise ValueError(f"{name}: layers must all have the same shape, got {sorted(shapes)}")
-    n = Y[0].shape[0]
-    if n < 3:
-        raise ValueError(f"{name}: at least 3 nodes are needed, got n={n}")
+    n = check_layer_shapes(Y, name)
     ties, miss = [], []
     for k, A in enumerate(Y):
         C = sp.coo_matrix(A)
@@ -283,6 +275,20 @@ def _union_graph(S):
     U = U + U.T
     U.data[:] = 1.0
     return U.tocsr()
+
+
+def check_layer_shapes(layers, name):
+    """Check K square layers of one common size n >= 3 and return n."""
+    shapes = {tuple(A.shape) for A in layers}
+    for k, A in enumerate(layers):
+        if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"{name}: layer {k} must be a square (n, n) matrix, got shape {tuple(A.shape)}")
+    if len(shapes) != 1:
+        raise ValueError(f"{name}: layers must all have the same shape, got {sorted(shapes)}")
+    n = layers[0].shape[0]
+    if n < 3:
+        raise ValueError(f"{name}: at least 3 nodes are needed, got n={n}")
+    return n
 
 
 def newton_intercept(y, d2, a, n_newton=30, max_step=8.0):

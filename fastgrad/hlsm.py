@@ -62,16 +62,9 @@ def encode_layers(Y, *, directed=False, name="Y"):
     if hasattr(Y, "Y") and hasattr(Y, "layers"):  # a Multiplex
         Y = Y.Y
     layers = _layer_list(Y, name)
+    from ._hlsm_sparse import check_layer_shapes
     K = len(layers)
-    shapes = {tuple(A.shape) for A in layers}
-    for k, A in enumerate(layers):
-        if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"{name}: layer {k} must be a square (n, n) matrix, got shape {tuple(A.shape)}")
-    if len(shapes) != 1:
-        raise ValueError(f"{name}: layers must all have the same shape, got {sorted(shapes)}")
-    n = layers[0].shape[0]
-    if n < 3:
-        raise ValueError(f"{name}: at least 3 nodes are needed, got n={n}")
+    n = check_layer_shapes(layers, name)
     out = np.empty((K, n, n), dtype=np.int8)
     for k, A in enumerate(layers):
         out[k] = _encode_layer(A, k, name)
@@ -669,6 +662,7 @@ def _init_mds(Yenc, dim, rng):
 
 def _fit_intercepts(Yenc, b, rng, n_pairs=200_000, n_newton=30):
     """Intercepts maximising the likelihood with positions fixed (Newton on a pair sample)."""
+    from ._hlsm_sparse import newton_intercept
     if not isinstance(Yenc, np.ndarray):
         from ._hlsm_sparse import fit_intercepts_sparse
         return fit_intercepts_sparse(Yenc, b, rng, n_pairs, n_newton)
@@ -683,17 +677,7 @@ def _fit_intercepts(Yenc, b, rng, n_pairs=200_000, n_newton=30):
         y = Yenc[k, i, j].astype(np.float64)
         obs = y >= 0
         yk, dk = y[obs], d2[obs]
-        a = alpha[k]
-        for _ in range(n_newton):
-            eta = a - dk
-            p = 0.5 * (1.0 + np.tanh(0.5 * eta))
-            g = (p - yk).sum()
-            h = (p * (1 - p)).sum() + 1e-12
-            step = g / h
-            a -= step
-            if abs(step) < 1e-10:
-                break
-        alpha[k] = a
+        alpha[k] = newton_intercept(yk, dk, alpha[k], n_newton=n_newton)
     return alpha
 
 
