@@ -678,7 +678,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         reg_bias=0.02, init_std=0.1, random_state=None, n_threads=None, n_blocks=None,
         validation=None, early_stopping=False, patience=2, tol=1e-4, restore_best=True,
         lr_decay=1.0, rating_scale=None, train_metrics="running",
-        columns=("user", "item", "rating"), verbose=False, callback=None):
+        columns=("user", "item", "rating"), verbose=False, callback=None, client=None):
     """Fit a biased matrix factorisation by per-rating SGD (scikit-surprise ``SVD`` defaults).
 
     Parameters
@@ -745,6 +745,10 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         ``callback(epoch, state) -> bool``; ``state`` is a dict with ``mu,
         user_bias, item_bias, P, Q, lr, train_rmse, val_rmse, objective``.
         Returning True stops training.
+    client : distributed.Client, optional
+        Run the epochs by distributed stratified SGD on the client's workers
+        (:func:`fastgrad.dask.fit_mf`); ``n_blocks`` then defaults to the number
+        of workers and the fit equals the local one with the same ``n_blocks``.
 
     Returns
     -------
@@ -824,7 +828,11 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     best, best_epoch, stale, best_state = np.inf, 0, 0, None
     stopped_early = False
     with _numba_threads(n_threads), contextlib.closing(progress):
-        trainer = _Trainer(uu, ii, r, nu, ni, rng, n_threads, n_blocks)
+        if client is None:
+            trainer = _Trainer(uu, ii, r, nu, ni, rng, n_threads, n_blocks)
+        else:
+            from .dask._mf import make_trainer
+            trainer = make_trainer(client, uu, ii, r, nu, ni, rng, n_blocks)
         params["n_blocks"] = trainer.n_blocks
         for ep in range(n_epochs):
             lr_e = float(lr_decay(ep, lr)) if callable(lr_decay) else lr * lr_decay ** ep

@@ -41,6 +41,7 @@ __all__ = [
     "map_reduce",
     "persist_partitions",
     # mf / hlsm (appended by their module owner)
+    "fit_mf",
 ]
 
 
@@ -55,4 +56,7 @@ def __getattr__(name):
     if name in ("map_reduce", "persist_partitions"):
         from . import _objective
         return getattr(_objective, name)
+    if name in ("fit_mf", "fit_hlsm"):
+        from importlib import import_module
+        return getattr(import_module(f"{__name__}._{name[4:]}"), name)
     raise AttributeError(f"module 'fastgrad.dask' has no attribute {name!r}")
