@@ -18,11 +18,12 @@ def main(argv=None):
     parser.add_argument("families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     args = parser.parse_args(argv)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    # import the peer modules as ``benchmarks.peers_<family>`` (as asv does)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     rows = []
     for fam in args.families:
         try:
-            mod = importlib.import_module(f"peers_{fam}")
+            mod = importlib.import_module(f"benchmarks.peers_{fam}")
         except ModuleNotFoundError as exc:
             print(f"[{fam}] skipped: {exc}")
             continue

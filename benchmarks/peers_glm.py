@@ -1,6 +1,6 @@
 """GLM peer comparison: fastgrad vs NumPy and scikit-learn, measured side by side.
 
-``python benchmarks/compare.py glm`` (or ``python benchmarks/peers_glm.py``).
+``python benchmarks/compare.py glm``.
 Every timing is the best of a few repeats after a warm-up call (so Numba
 compilation is excluded); both sides of a row run in the same process, one
 right after the other.
@@ -17,23 +17,14 @@ Tasks
    continuous response: ``fastgrad.glm.path`` vs ``sklearn.linear_model.lasso_path``
    on the same grid; the note gives the largest relative objective difference.
 """
-import time
 import warnings
 
 import numpy as np
 
+from ._timing import best_of
+
 N, P = 200_000, 100
 QUICK_N = 20_000
-
-
-def _best(fun, repeat):
-    best = np.inf
-    out = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fun()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def _data(n, p, seed=0):
@@ -68,9 +59,9 @@ def bench_loss_grad(X, y, repeat):
 
     ours()
     numpy_two_matvecs()
-    t_ours, _ = _best(ours, repeat)
-    t_mv, _ = _best(numpy_two_matvecs, repeat)
-    t_full, _ = _best(numpy_full, repeat)
+    t_ours, _ = best_of(ours, repeat)
+    t_mv, _ = best_of(numpy_two_matvecs, repeat)
+    t_full, _ = best_of(numpy_full, repeat)
     return [
         dict(task=f"fused logistic loss+grad n={n} p={p}", fastgrad_s=t_ours,
              peer="numpy X@w + X.T@r", peer_s=t_mv, note="target speed-up >= 1.6"),
@@ -94,7 +85,7 @@ def bench_logistic(X, y, repeat, lam=1e-4, target=1e-8):
     glm.fit(X[:3000], y[:3000], loss="logistic", lam=lam)  # compile
     ours = None
     for tol in (1e-6, 1e-8, 1e-10, 1e-12):
-        t, r = _best(lambda: glm.fit(X, y, loss="logistic", lam=lam, tol=tol), repeat)
+        t, r = best_of(lambda: glm.fit(X, y, loss="logistic", lam=lam, tol=tol), repeat)
         g = gap(r.coef, r.intercept)
         if g <= target:
             ours = (t, r.solver, tol, g, r.n_iter)
@@ -105,7 +96,7 @@ def bench_logistic(X, y, repeat, lam=1e-4, target=1e-8):
         for solver in ("lbfgs", "newton-cholesky"):
             for tol in (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-10):
                 m = LogisticRegression(C=1.0 / (n * lam), solver=solver, tol=tol, max_iter=10000)
-                t, m = _best(lambda: m.fit(X, y), repeat)
+                t, m = best_of(lambda: m.fit(X, y), repeat)
                 g = gap(m.coef_[0], m.intercept_[0])
                 if g <= target:
                     peers.append((t, solver, tol, g))
@@ -129,8 +120,8 @@ def bench_lasso_path(X, y, repeat, n_lams=50):
     lam_max = float(np.max(np.abs(Xc.T @ yc))) / n
     lams = lam_max * np.logspace(0, -3, n_lams)
     glm.path(Xc[:500], yc[:500], lams=lams, fit_intercept=False)  # compile
-    t_ours, ours = _best(lambda: glm.path(Xc, yc, lams=lams, fit_intercept=False), repeat)
-    t_sk, (_, coefs, _) = _best(lambda: lasso_path(Xc, yc, alphas=lams), repeat)
+    t_ours, ours = best_of(lambda: glm.path(Xc, yc, lams=lams, fit_intercept=False), repeat)
+    t_sk, (_, coefs, _) = best_of(lambda: lasso_path(Xc, yc, alphas=lams), repeat)
 
     def obj(w, lam):
         r = yc - Xc @ w
@@ -171,11 +162,3 @@ def run(quick=False):
             r["task"] = f"{r['task']} [{threads} thr]"
         rows += part
     return rows
-
-
-if __name__ == "__main__":
-    import os
-    import sys
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from compare import main
-    main(["glm"] + sys.argv[1:])

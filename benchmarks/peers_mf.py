@@ -13,21 +13,14 @@ import numpy as np
 
 from fastgrad import mf
 
+from ._timing import best_of
+
 
 def _data(n_ratings, n_users, n_items, seed=0):
     u, i, r, _ = mf.simulate(n_users, n_items, n_ratings, n_factors=10, noise=0.8, random_state=seed)
     r = np.clip(np.round(r), 1, 5)
     test = np.random.default_rng(seed + 1).random(r.size) < 0.1
     return u, i, r, test
-
-
-def _best(fn, repeats):
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def run(quick=False):
@@ -49,7 +42,7 @@ def run(quick=False):
         algo.fit(trainset)
         return algo
 
-    t_sur, algo = _best(fit_surprise, 1 if quick else 2)
+    t_sur, algo = best_of(fit_surprise, 1 if quick else 2)
     rmse_sur = surprise.accuracy.rmse(algo.test(testset), verbose=False)
 
     rows = []
@@ -59,7 +52,7 @@ def run(quick=False):
             return mf.fit(u[tr], i[tr], r[tr], n_epochs=n_epochs, rating_scale=(1, 5),
                           random_state=0, n_threads=nt)
         mf.fit(u[tr], i[tr], r[tr], n_epochs=1, n_threads=nt, random_state=0)   # compile / load cache
-        t_ours, model = _best(fit_ours, 2 if quick else 5)
+        t_ours, model = best_of(fit_ours, 2 if quick else 5)
         rmse_ours = model.rmse(u[te], i[te], r[te])
         stamps = []
         mf.fit(u[tr], i[tr], r[tr], n_epochs=n_epochs, random_state=0, n_threads=nt,
@@ -74,8 +67,3 @@ def run(quick=False):
                   f"{n_train / per_epoch / 1e6:.1f}M rating updates/s; "
                   f"B={model.params['n_blocks']}; load avg {load:.2f} on {os.cpu_count()} cpus")))
     return rows
-
-
-if __name__ == "__main__":
-    for row in run():
-        print(row)

@@ -11,10 +11,11 @@ p=50, K=5 (quick: n=2,000, p=10, K=3):
 
 Times are the best of a few repeats after a warm-up call (compilation excluded).
 """
-import time
 import warnings
 
 import numpy as np
+
+from ._timing import best_of
 
 
 def _simulate(n, p, K, seed=0):
@@ -26,16 +27,6 @@ def _simulate(n, p, K, seed=0):
     P /= P.sum(1, keepdims=True)
     y = (P.cumsum(1) > rng.random(n)[:, None]).argmax(1)
     return X, y
-
-
-def _best(fn, repeat):
-    best = np.inf
-    out = None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def _mean_nll(P, y):
@@ -67,24 +58,24 @@ def run(quick=False):
     fg = lambda: multinomial_hessian(X, multinomial_proba(X, coef, b), w, True)  # noqa: E731
     fg()
     model.hessian(params)
-    t_fg, H = _best(fg, rep + 2)
-    t_sm, Hs = _best(lambda: model.hessian(params), rep + 2)
+    t_fg, H = best_of(fg, rep + 2)
+    t_sm, Hs = best_of(lambda: model.hessian(params), rep + 2)
     rows.append(dict(task=f"Hessian n={n} p={p} K={K}", fastgrad_s=t_fg,
                      peer="statsmodels MNLogit.hessian", peer_s=t_sm,
                      note=f"target >= 3x; ours is (K-1)(p+1)={H.shape[0]} square"))
 
     # ---------------------------------------------------------------- fits
     fits = {}
-    t_ours, r = _best(lambda: multinomial.fit(X, y), rep)
+    t_ours, r = best_of(lambda: multinomial.fit(X, y), rep)
     fits["fastgrad newton"] = (t_ours, _mean_nll(r.predict_proba(X), y))
     import numba
     old = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        t_ours_1, _ = _best(lambda: multinomial.fit(X, y), rep)
+        t_ours_1, _ = best_of(lambda: multinomial.fit(X, y), rep)
     finally:
         numba.set_num_threads(old)
-    t_ours_l, rl = _best(lambda: multinomial.fit(X, y, solver="lbfgs"), rep)
+    t_ours_l, rl = best_of(lambda: multinomial.fit(X, y, solver="lbfgs"), rep)
     fits["fastgrad lbfgs"] = (t_ours_l, _mean_nll(rl.predict_proba(X), y))
     peers = {}
     with warnings.catch_warnings():
@@ -92,9 +83,9 @@ def run(quick=False):
         for solver in ("lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"):
             est = LogisticRegression(C=np.inf, solver=solver, tol=1e-8,
                                      max_iter=300 if solver in ("sag", "saga") else 1000)
-            t, m = _best(lambda est=est: est.fit(X, y), 1 if solver in ("sag", "saga") else rep)
+            t, m = best_of(lambda est=est: est.fit(X, y), 1 if solver in ("sag", "saga") else rep)
             peers[f"sklearn {solver}"] = (t, _mean_nll(m.predict_proba(X), y))
-        t, m = _best(lambda: model.fit(method="newton", maxiter=100, tol=1e-8, disp=0), rep)
+        t, m = best_of(lambda: model.fit(method="newton", maxiter=100, tol=1e-8, disp=0), rep)
         peers["statsmodels newton"] = (t, -m.llf / n)
     best_f = min(v[1] for v in list(fits.values()) + list(peers.values()))
     for name, (t, f) in peers.items():
@@ -113,11 +104,3 @@ def run(quick=False):
                      peer=fastest, peer_s=peers[fastest][0],
                      note=f"gap {fits['fastgrad lbfgs'][1] - best_f:.1e}"))
     return rows
-
-
-if __name__ == "__main__":
-    import sys
-    for row in run(quick="--quick" in sys.argv):
-        ratio = row["peer_s"] / row["fastgrad_s"]
-        print(f"{row['task']:<40s} fastgrad {row['fastgrad_s'] * 1e3:9.2f} ms | "
-              f"{row['peer']:<28s} {row['peer_s'] * 1e3:9.2f} ms | x{ratio:6.2f}  {row['note']}")

@@ -39,6 +39,7 @@ import numpy as np
 
 from ._validation import (as_float_array, check_choice, check_consistent_length, check_finite,
                           check_scalar)
+from ._threads import serial_blas
 from ._warnings import ConvergenceWarning
 
 __all__ = ["fit", "path", "GLMResult", "GLMPath", "objective", "loss_and_grad", "SOLVERS"]
@@ -215,40 +216,6 @@ def _gram_rows(A):
     else:
         G = dsyrk(1.0, np.asfortranarray(A), trans=1)
     return np.triu(G) + np.triu(G, 1).T
-
-
-_BLAS = {}
-
-
-class _serial_blas:
-    """Run BLAS single-threaded while a GLM is solved (if threadpoolctl is installed).
-
-    The heavy passes are Numba kernels with their own thread pool; the few BLAS
-    calls (Gram matrices, Hessians, Cholesky) are small. Multi-threaded BLAS
-    between Numba parallel regions makes the two pools' spinning threads fight
-    for the cores, which on a small or shared machine slowed these calls down by
-    more than 10x in our measurements.
-    """
-
-    def __enter__(self):
-        self.ctx = None
-        ctl = _BLAS.get("ctl", 0)
-        if ctl == 0:
-            try:
-                from threadpoolctl import ThreadpoolController
-                ctl = ThreadpoolController()
-            except Exception:  # optional dependency
-                ctl = None
-            _BLAS["ctl"] = ctl
-        if ctl is not None:
-            self.ctx = ctl.limit(limits=1, user_api="blas")
-            self.ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.ctx is not None:
-            self.ctx.__exit__(*exc)
-        return False
 
 
 class _dynamic_chunks:
@@ -480,8 +447,12 @@ def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solv
 
     Parameters
     ----------
-    X : array_like, shape (n, p), or scipy.sparse matrix
+    X : array_like, shape (n, p), or scipy.sparse matrix, or dask array
         Design matrix (sparse input is used as CSR; CSC is built for ``"cd"``).
+        A dask array (row chunks) is fitted on the current ``dask.distributed``
+        client by :func:`fastgrad.dask.fit_glm`: same objective, solvers
+        ``"fista"``, ``"ista"``, ``"lbfgs"``, ``"gd"``, ``"momentum"``
+        (``"auto"``: FISTA with an L1 part, L-BFGS otherwise).
     y : array_like, shape (n,)
         Targets; ``{0, 1}`` (or bool) for the logistic loss.
     loss : {"squared", "logistic"}, default="squared"
@@ -532,13 +503,19 @@ def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solv
     >>> np.round(res.coef, 2)
     array([ 0.95,  0.  ,  0.  , -1.96,  0.  ])
     """
+    if type(X).__module__.split(".")[0] == "dask":  # a dask array: fit on the cluster
+        from .dask._glm import fit_glm  # (needs the fastgrad[dask] extra)
+        return fit_glm(X, y, loss=loss, lam=lam, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
+                       solver=solver, sample_weight=sample_weight, max_iter=max_iter, tol=tol,
+                       random_state=random_state, verbose=verbose, callback=callback,
+                       warm_start=warm_start, solver_options=solver_options)
     prob = _Problem(X, y, loss, fit_intercept, sample_weight)
     lam, l1_ratio, solver, max_iter, tol = _check_params(lam, l1_ratio, solver, max_iter, tol,
                                                          prob.p, prob.n)
     coef0, c0 = _initial_point(warm_start, prob.p, prob.fit_intercept)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
-    with _serial_blas():
+    with serial_blas():
         return _solve(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random_state,
                       verbose, callback, dict(solver_options or {}))
 
@@ -593,7 +570,7 @@ def path(X, y, *, loss="squared", l1_ratio=1.0, lams=None, n_lams=100, lam_min_r
     n_iters = np.empty(k, dtype=np.int64)
     conv = np.empty(k, dtype=bool)
     opts = dict(solver_options or {})
-    with _serial_blas():
+    with serial_blas():
         _path_loop(prob, lams, l1c, solver, max_iter, tol, opts, verbose, coefs, intercepts,
                    objectives, n_iters, conv)
     used = _check_params(float(lams[-1]), l1c, solver, max_iter, tol, prob.p, prob.n)[2]

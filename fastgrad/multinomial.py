@@ -22,13 +22,12 @@ When the classes are (quasi-)separable and ``lam == 0`` the maximum-likelihood
 estimate does not exist: the fit stops with finite coefficients and emits a
 :class:`PerfectSeparationWarning` (a :class:`fastgrad.ConvergenceWarning`).
 """
-import contextlib
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._threads import threads_for
+from ._threads import serial_blas, threads_for
 from ._validation import as_float_array, check_choice, check_consistent_length, check_scalar
 from ._warnings import ConvergenceWarning
 
@@ -45,20 +44,6 @@ _SATURATION_LBFGS = 25.0  # ... and after an L-BFGS fit
 
 class PerfectSeparationWarning(ConvergenceWarning):
     """The classes are (quasi-)separable, so the unpenalised MLE does not exist."""
-
-
-def _blas_single_thread():
-    """Limit BLAS/LAPACK to one thread while a fit runs (if threadpoolctl is there).
-
-    The BLAS work inside a fit is small (a (K-1)(p+1) Cholesky, a few
-    matrix-vector products) and OpenBLAS's spinning worker threads fight
-    Numba's threads for the cores, which made fits 2-3x slower when measured.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: fall back to whatever BLAS does
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 # --------------------------------------------------------------------------- validation
@@ -410,8 +395,11 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
 
     Parameters
     ----------
-    X : array-like of shape (n, p) or scipy.sparse matrix
-        Features (sparse input is converted to CSR).
+    X : array-like of shape (n, p) or scipy.sparse matrix, or dask array
+        Features (sparse input is converted to CSR). A dask array (row
+        chunks) is fitted on the current ``dask.distributed`` client by
+        :func:`fastgrad.dask.fit_multinomial` (same objective and solvers;
+        no separation check there).
     y : array-like of shape (n,)
         Class labels (any sortable values); at least two distinct classes.
         The largest label is the reference class.
@@ -468,6 +456,12 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
     >>> res.coef.shape, res.predict_proba(X).shape
     ((2, 3), (300, 3))
     """
+    if type(X).__module__.split(".")[0] == "dask":  # a dask array: fit on the cluster
+        from .dask._multinomial import fit_multinomial  # (needs the fastgrad[dask] extra)
+        return fit_multinomial(X, y, lam=lam, fit_intercept=fit_intercept, solver=solver,
+                               sample_weight=sample_weight, max_iter=max_iter, tol=tol,
+                               gtol=gtol, check_separation=check_separation, verbose=verbose,
+                               callback=callback, warm_start=warm_start)
     from .solvers import lbfgs, newton
 
     prob, classes = _setup(X, y, lam, fit_intercept, sample_weight)
@@ -532,7 +526,7 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
     name = f"multinomial.fit(solver={solver!r})"
     # a Hessian costs about n q^2 K^2 / 2 inner steps, a gradient n q K
     work = prob.d.n * prob.q * prob.km1 * (prob.q * prob.km1 if solver == "newton" else 1)
-    with warnings.catch_warnings(record=True) as caught, threads_for(work), _blas_single_thread():
+    with warnings.catch_warnings(record=True) as caught, threads_for(work), serial_blas():
         warnings.simplefilter("always", ConvergenceWarning)
         if solver == "newton":
             res = newton(prob.fun, theta0, hess=prob.hess,

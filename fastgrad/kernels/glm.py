@@ -19,7 +19,6 @@ Parallel passes split the rows into chunks of a fixed size (``CHUNK`` rows,
 independent of the number of threads), accumulate per chunk and reduce the
 chunks serially in order: results are bit-identical for any thread count.
 """
-import math
 
 import numpy as np
 from numba import njit, prange

@@ -82,6 +82,7 @@ def heavy_ball(fun, x0, *, momentum=0.9, fun_value=None, step=None, max_iter=100
     converged = False
     message = "max_iter reached"
     restarts = 0
+    rel = np.inf
     progress = Progress(verbose, max_iter, name)
     it = 0
     try:
