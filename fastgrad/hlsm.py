@@ -234,7 +234,13 @@ class _Problem:
     dyads (n^2) and in b_i like K times that in eps_ik, while eps_ik's is of
     order n. Solving in rescaled coordinates (a diagonal preconditioner that
     leaves eps, and therefore the group-lasso prox, untouched) equalises them.
+
+    ``evaluator`` (None: the local kernels) may supply ``nll_grad(z, alpha) ->
+    (nll, grad_z, grad_alpha)`` and ``nll(z, alpha)`` computed elsewhere
+    (:mod:`fastgrad.dask`).
     """
+
+    evaluator = None
 
     def __init__(self, Yenc, directed, d, lam, scale_b=1.0, scale_alpha=1.0, weights=None):
         self.weights = weights
@@ -261,12 +267,18 @@ class _Problem:
 
     def fun(self, x):
         b, eps, alpha = self.unpack(x)
-        nll, gb, ge, ga = _nll_grad_encoded(self.Y, self.YT, b, eps, alpha, self.directed)
+        if self.evaluator is not None:
+            nll, ge, ga = self.evaluator.nll_grad(b[None] + eps, alpha)
+            gb = ge.sum(axis=0)
+        else:
+            nll, gb, ge, ga = _nll_grad_encoded(self.Y, self.YT, b, eps, alpha, self.directed)
         return nll, np.concatenate([gb.ravel(), ge.ravel(), ga]) / self.scale
 
     def fun_value(self, x):
         from .kernels.hlsm import hlsm_nll_fast
         b, eps, alpha = self.unpack(x)
+        if self.evaluator is not None:
+            return float(self.evaluator.nll(b[None] + eps, alpha))
         if not isinstance(self.Y, np.ndarray):
             from ._hlsm_sparse import nll_sparse
             return nll_sparse(self.Y, b[None] + eps, alpha)
@@ -466,7 +478,8 @@ class HLSMTruth:
 # ----------------------------------------------------------------------------- fitting
 
 def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, gtol=1e-4,
-        random_state=None, verbose=False, callback=None, accelerate=True, weights=None, sparse="auto"):
+        random_state=None, verbose=False, callback=None, accelerate=True, weights=None, sparse="auto",
+        client=None):
     """Fit the HLSM by penalised maximum likelihood (accelerated proximal gradient).
 
     Parameters
@@ -516,6 +529,11 @@ def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, g
         Needs ``Y`` as a list of scipy.sparse matrices; ``"auto"`` uses it
         for such input when ``n >= 2000``. Same results as the dense path
         up to rounding; ``init="mds"`` uses pivot MDS when n > 2000.
+    client : distributed.Client, optional
+        Evaluate the likelihood on the client's workers, each holding a block of
+        rows of ``Y`` (:func:`fastgrad.dask.fit_hlsm`); dense layers only. The
+        initialisation and the solver run here: the result equals the local fit
+        to solver tolerance.
 
     Returns
     -------
@@ -575,6 +593,9 @@ def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, g
 
     scale_b, scale_alpha = _curvature_scales(Yenc, b0 + eps0.mean(axis=0), alpha0, directed, rng)
     prob = _Problem(Yenc, directed, dim, lam, scale_b, scale_alpha, weights)
+    if client is not None:
+        from .dask._hlsm import make_evaluator
+        prob.evaluator = make_evaluator(client, Yenc, directed)
     cb = None
     if callback is not None:
         def cb(it, x):

@@ -42,6 +42,7 @@ __all__ = [
     "persist_partitions",
     # mf / hlsm (appended by their module owner)
     "fit_mf",
+    "fit_hlsm",
 ]
 
 

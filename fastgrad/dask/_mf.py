@@ -11,6 +11,8 @@ restricted to that one cell), so the ``B`` cells of a stratum run on ``B`` diffe
 workers and touch disjoint rows. Only the item-factor blocks ``(Q_j, bi_j)`` travel,
 from the worker that used them last to the worker that needs them next; the task graph
 of an epoch carries the sub-epoch barrier (each cell task waits for its item block).
+Tasks are pinned to their row block's worker (strict restrictions: no work stealing
+moves a cell).
 
 Every task is pure (it copies its inputs), so a fit with ``n_blocks=B`` reproduces
 the parameters of ``mf.fit(..., n_blocks=B, random_state=s)`` bit for bit (the running
@@ -204,9 +206,9 @@ class DSGDTrainer:
                 j = (b + s) % B
                 c = b * B + j
                 out = client.submit(_cell_task, cells[c], users[b], items[j], c, s, B, seed, mu, lr, reg,
-                                    reg_bias, workers=[self._owner(b)], allow_other_workers=True, pure=False)
+                                    reg_bias, workers=[self._owner(b)], allow_other_workers=False, pure=False)
                 parts = [client.submit(operator.getitem, out, k, workers=[self._owner(b)],
-                                       allow_other_workers=True, pure=False) for k in range(4)]
+                                       allow_other_workers=False, pure=False) for k in range(4)]
                 cells[c], users[b], items[j], info_futs[c] = parts
                 order.append((s, b, c, j))
         results = client.gather(users + items + info_futs)

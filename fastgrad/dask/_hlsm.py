@@ -1,0 +1,292 @@
+"""HLSM on Dask: node row-blocks on the workers, positions broadcast every iteration.
+
+The encoded layers (:func:`fastgrad.hlsm.encode_layers`, int8, -1 missing) are cut
+into row blocks ``Y[:, lo:hi, :]``; block ``p`` is scattered once to worker ``p`` and
+stays there. Every likelihood evaluation broadcasts the positions ``z`` (K, n, d) and
+the intercepts ``alpha``; each worker returns the nll and gradient of the dyads whose
+row ``i`` it holds (pairs ``j < i`` when undirected, ordered pairs ``(i, j)`` when
+directed) -- :func:`hlsm_nll_grad_rows` -- and the client adds the partial results
+in block order. Tasks are pinned to the owner of their block (no work stealing), so
+the blocks never move. The proximal-gradient
+machinery of :func:`fastgrad.hlsm.fit` (initialisation, preconditioner, FISTA,
+line search) runs unchanged on the client, which computes the initialisation
+locally from ``Y``, so a fit equals the local one to solver tolerance.
+
+A lost worker takes its row block with it: the client still holds ``Y``, scatters
+the lost blocks again and repeats the evaluation (the same numbers: the result of
+an evaluation does not depend on where its blocks are). After ``max_retries``
+failed attempts :class:`fastgrad.dask.WorkerLostError` is raised.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ..kernels._math import softplus_sigmoid
+
+__all__ = ["fit_hlsm", "hlsm_nll_grad_rows", "DaskHLSMEvaluator"]
+
+_N_CHUNKS = 8          # row chunks per layer: fixed, so sums do not depend on the thread count
+_INLINE_BYTES = 1 << 20   # positions larger than this (times the blocks) are scattered, not inlined
+
+
+@njit(parallel=True, cache=True)
+def hlsm_nll_grad_rows(Yrows, row0, z, alpha, directed, with_grad, grad_z, grad_alpha):
+    """Negative log-likelihood (and gradient) of the dyads in rows ``row0 .. row0 + m - 1``.
+
+    Summing this over a partition of the rows gives :func:`fastgrad.kernels.hlsm_nll_grad`.
+
+    Parameters
+    ----------
+    Yrows : int8 array, shape (K, m, n)
+        Rows ``row0 .. row0 + m - 1`` of the encoded layers (1 tie, 0 no tie,
+        -1 missing; the diagonal is never read).
+    row0 : int
+        Node index of the first row.
+    z : float64 array, shape (K, n, d)
+        Layer positions of all nodes.
+    alpha : float64 array, shape (K,)
+        Layer intercepts.
+    directed : bool
+        Dyads ``(i, j)``, ``j != i`` (True) or pairs ``j < i`` (False) of every row ``i``.
+    with_grad : bool
+        Also write the gradient (otherwise ``grad_z`` and ``grad_alpha`` are not touched).
+    grad_z : float64 array, shape (K, n, d)
+        Output: the rows' share of ``d nll / d z`` (non-zero for partners ``j``
+        outside the rows too).
+    grad_alpha : float64 array, shape (K,)
+        Output: the rows' share of ``d nll / d alpha``.
+
+    Returns
+    -------
+    float
+        The rows' share of the negative log-likelihood.
+    """
+    K, m, n = Yrows.shape
+    d = z.shape[2]
+    C = min(_N_CHUNKS, max(m, 1))
+    gpart = np.zeros((K * C, n, d)) if with_grad else np.zeros((1, 1, d))
+    nll_part = np.zeros(K * C)
+    ga_part = np.zeros(K * C)
+    for t in prange(K * C):
+        k = t // C
+        ch = t - k * C
+        a = alpha[k]
+        g = gpart[t] if with_grad else gpart[0]
+        diff = np.empty(d)
+        nl = 0.0
+        ga = 0.0
+        for li in range((m * ch) // C, (m * (ch + 1)) // C):
+            i = row0 + li
+            jmax = n if directed else i
+            for j in range(jmax):
+                y = Yrows[k, li, j]
+                if j == i or y < 0:
+                    continue
+                dist = 0.0
+                for c in range(d):
+                    diff[c] = z[k, i, c] - z[k, j, c]
+                    dist += diff[c] * diff[c]
+                eta = a - dist
+                sp, s = softplus_sigmoid(eta)
+                r = s - float(y)                   # d nll / d eta
+                nl += sp - float(y) * eta
+                ga += r
+                if with_grad:                      # d eta / d z_i = -2 (z_i - z_j) = -d eta / d z_j
+                    for c in range(d):
+                        g[i, c] -= 2.0 * r * diff[c]
+                        g[j, c] += 2.0 * r * diff[c]
+        nll_part[t] = nl
+        ga_part[t] = ga
+    if with_grad:
+        for t in prange(K * n):
+            k = t // n
+            i = t - k * n
+            for c in range(d):
+                acc = 0.0
+                for ch in range(C):
+                    acc += gpart[k * C + ch, i, c]
+                grad_z[k, i, c] = acc
+    nll = 0.0
+    for k in range(K):
+        acc = 0.0
+        for ch in range(C):
+            nll += nll_part[k * C + ch]
+            acc += ga_part[k * C + ch]
+        if with_grad:
+            grad_alpha[k] = acc
+    return nll
+
+
+def _part_nll_grad(part, z, alpha, with_grad):
+    """One row block's share: ``(nll, grad_z, grad_alpha)`` or ``nll``. Runs on a worker."""
+    Yrows, row0, directed = part
+    grad_z = np.empty_like(z) if with_grad else np.empty((1, 1, 1))
+    grad_alpha = np.empty_like(alpha)
+    nll = float(hlsm_nll_grad_rows(Yrows, row0, z, alpha, directed, with_grad, grad_z, grad_alpha))
+    return (nll, grad_z, grad_alpha) if with_grad else nll
+
+
+def row_blocks(n, n_parts, directed):
+    """Row boundaries with about equal numbers of dyads per block (``j < i``: rows grow)."""
+    p = np.arange(n_parts + 1) / n_parts
+    cuts = n * (p if directed else np.sqrt(p))
+    bounds = np.unique(np.clip(np.round(cuts).astype(np.int64), 0, n))
+    bounds[0], bounds[-1] = 0, n
+    return bounds
+
+
+class DaskHLSMEvaluator:
+    """nll and gradient of the HLSM from row blocks of ``Y`` held on the workers.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    Yenc : int8 ndarray, shape (K, n, n)
+        Encoded layers (:func:`fastgrad.hlsm.encode_layers`).
+    directed : bool
+    n_parts : int, optional
+        Row blocks; default the number of workers.
+    max_retries : int, default=2
+        Evaluations repeated after losing workers before giving up.
+    stats : dict, optional
+        Accumulates ``calls``, ``grad_calls``, ``bytes_scattered`` (row blocks),
+        ``bytes_out`` (positions sent, one copy per worker), ``bytes_in`` (partial
+        results gathered), ``recoveries`` and ``seconds``.
+    """
+
+    def __init__(self, client, Yenc, directed, n_parts=None, max_retries=2, stats=None):
+        if not isinstance(Yenc, np.ndarray):
+            raise ValueError("a distributed HLSM fit needs dense layers; pass sparse=False")
+        self.client = client
+        self.Y = Yenc
+        self.directed = bool(directed)
+        self.max_retries = max_retries
+        self.stats = {} if stats is None else stats
+        for key in ("calls", "grad_calls", "bytes_scattered", "bytes_out", "bytes_in", "recoveries",
+                    "seconds"):
+            self.stats.setdefault(key, 0)
+        n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        n = Yenc.shape[1]
+        self.bounds = row_blocks(n, n_parts or max(1, n_workers), self.directed)
+        self._scatter()
+
+    def _scatter(self):
+        from ._mf import pickled_size
+        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        self.parts, self.owners = [], []
+        for p, (lo, hi) in enumerate(zip(self.bounds[:-1], self.bounds[1:])):
+            part = (np.ascontiguousarray(self.Y[:, lo:hi, :]), int(lo), self.directed)
+            self.stats["bytes_scattered"] += pickled_size(part)
+            self.owners.append(workers[p % len(workers)])
+            [fut] = self.client.scatter([part], workers=[self.owners[-1]], hash=False)
+            self.parts.append(fut)
+
+    def _evaluate(self, z, alpha, with_grad):
+        """Submit one task per row block, pinned to its owner (no work stealing: the
+        blocks never move), and add the partial results in block order."""
+        from ._mf import pickled_size
+        from ._objective import _locked
+        args = (z, alpha, with_grad)
+        sent = pickled_size(args) * len(set(self.owners))
+        if z.nbytes * len(self.parts) > _INLINE_BYTES:     # large positions: one copy per worker
+            args = (self.client.scatter(z, workers=sorted(set(self.owners)), broadcast=True, hash=False),
+                    alpha, with_grad)
+        futs = [self.client.submit(_locked, _part_nll_grad, part, *args, workers=[owner],
+                                   allow_other_workers=False, pure=False)
+                for part, owner in zip(self.parts, self.owners)]
+        results = self.client.gather(futs)
+        self.stats["bytes_out"] += sent
+        self.stats["bytes_in"] += sum(pickled_size(r) for r in results)
+        if not with_grad:
+            return float(sum(results))
+        nll, grad_z, grad_alpha = results[0][0], results[0][1].copy(), results[0][2].copy()
+        for r in results[1:]:
+            nll, grad_z, grad_alpha = nll + r[0], grad_z + r[1], grad_alpha + r[2]
+        return nll, grad_z, grad_alpha
+
+    def _call(self, z, alpha, with_grad):
+        import time
+
+        from ._mf import _is_cluster_failure
+        from ._setup import WorkerLostError
+        t0 = time.perf_counter()
+        z = np.ascontiguousarray(z)
+        for attempt in range(self.max_retries + 1):
+            try:
+                out = self._evaluate(z, alpha, with_grad)
+                break
+            except Exception as exc:  # noqa: BLE001 - any failure of the cluster
+                if not _is_cluster_failure(exc):
+                    raise
+                if attempt == self.max_retries:
+                    raise WorkerLostError(
+                        f"hlsm: a likelihood evaluation failed {attempt + 1} times (last error: "
+                        f"{type(exc).__name__}: {exc}); no model is returned") from exc
+                self.stats["recoveries"] += 1
+                try:   # give a nanny the time to restart its worker; go on with those alive otherwise
+                    self.client.wait_for_workers(len(set(self.owners)), timeout=30)
+                except TimeoutError:
+                    pass
+                self._scatter()
+        self.stats["calls"] += 1
+        self.stats["grad_calls"] += int(with_grad)
+        self.stats["seconds"] += time.perf_counter() - t0
+        return out
+
+    def nll_grad(self, z, alpha):
+        """``(nll, grad_z, grad_alpha)`` summed over the row blocks."""
+        return self._call(z, alpha, True)
+
+    def nll(self, z, alpha):
+        """The negative log-likelihood only."""
+        return self._call(z, alpha, False)
+
+    def close(self):
+        """Drop the row blocks from the workers."""
+        from ._objective import release
+        release(self.client, self.parts)
+        self.parts = []
+
+
+def make_evaluator(client, Yenc, directed):
+    """Hook used by :func:`fastgrad.hlsm.fit` when it is given a ``client``."""
+    from ._mf import _Options
+    from ._setup import check_client, get_client
+    opts = client if isinstance(client, _Options) else _Options(client, None, 2)
+    client = get_client(opts.client)
+    check_client(client)
+    return DaskHLSMEvaluator(client, Yenc, directed, max_retries=opts.max_retries, stats=opts.stats)
+
+
+def fit_hlsm(client, Y, lam, *, stats=None, max_retries=2, **kwargs):
+    """:func:`fastgrad.hlsm.fit` with the likelihood evaluated on Dask workers.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        Workers should be processes with one thread each (see :func:`check_client`).
+    Y, lam
+        As for :func:`fastgrad.hlsm.fit` (dense layers only).
+    stats : dict, optional
+        Filled with the counters of :class:`DaskHLSMEvaluator` (calls, bytes, seconds).
+    max_retries : int, default=2
+        Evaluations repeated after losing workers before giving up.
+    **kwargs
+        Passed to :func:`fastgrad.hlsm.fit`. The initialisation is computed on the
+        client from ``Y`` as in the local fit, so the result equals the local fit
+        to solver tolerance.
+
+    Returns
+    -------
+    fastgrad.hlsm.HLSMResult
+
+    Raises
+    ------
+    WorkerLostError
+        Workers were lost and an evaluation failed ``max_retries + 1`` times.
+    """
+    from .. import hlsm
+    from .._validation import check_scalar
+    from ._mf import _Options
+    from ._setup import get_client
+    max_retries = check_scalar(max_retries, "max_retries", kind="int", lo=0)
+    return hlsm.fit(Y, lam, client=_Options(get_client(client), stats, max_retries), **kwargs)

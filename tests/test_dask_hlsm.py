@@ -1,0 +1,168 @@
+"""HLSM with row blocks on Dask workers (fastgrad.dask.fit_hlsm) against the local fit."""
+import os
+import warnings
+
+import numpy as np
+import pytest
+from numba import njit
+
+pytest.importorskip("distributed")
+
+import fastgrad  # noqa: E402
+from fastgrad import hlsm  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture
+def live(client):
+    """The client, with both workers up (a previous test may have killed one)."""
+    client.wait_for_workers(2, timeout=60)
+    return client
+
+
+@pytest.fixture(scope="module")
+def net():
+    Y, _ = hlsm.simulate(60, 3, missing=0.05, random_state=1)
+    return Y
+
+
+def _params(rng, K, n, d=2):
+    return rng.normal(size=(n, d)), 0.3 * rng.normal(size=(K, n, d)), rng.normal(size=K)
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_row_blocks_sum_to_the_full_likelihood(directed, rng):
+    from fastgrad.dask._hlsm import hlsm_nll_grad_rows, row_blocks
+    Y, _ = hlsm.simulate(50, 2, missing=0.1, directed=directed, random_state=3)
+    Yenc = hlsm.encode_layers(Y, directed=directed)
+    b, eps, alpha = _params(rng, 2, 50)
+    nll, _, ge, ga = hlsm.nll_and_grad(Y, b, eps, alpha, directed=directed)
+    z = b[None] + eps
+    bounds = row_blocks(50, 3, directed)
+    assert bounds[0] == 0 and bounds[-1] == 50 and len(bounds) == 4
+    tot, G, GA = 0.0, np.zeros_like(z), np.zeros(2)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        g, a = np.empty_like(z), np.empty(2)
+        part = hlsm_nll_grad_rows(np.ascontiguousarray(Yenc[:, lo:hi]), lo, z, alpha, directed, True, g, a)
+        assert part == pytest.approx(hlsm_nll_grad_rows(np.ascontiguousarray(Yenc[:, lo:hi]), lo, z, alpha,
+                                                        directed, False, g, a), rel=1e-14)
+        tot, G, GA = tot + part, G + g, GA + a
+    assert tot == pytest.approx(nll, rel=1e-12)
+    np.testing.assert_allclose(G, ge, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(GA, ga, rtol=1e-12)
+    # and against central differences of the row kernel itself (one block, a few coordinates)
+    lo, hi = bounds[1], bounds[2]
+    Yr = np.ascontiguousarray(Yenc[:, lo:hi])
+
+    def f(x):
+        return hlsm_nll_grad_rows(Yr, lo, x.reshape(z.shape), alpha, directed, False, g, a)
+    g, a = np.empty_like(z), np.empty(2)
+    hlsm_nll_grad_rows(Yr, lo, z, alpha, directed, True, g, a)
+    analytic = g.ravel().copy()
+    ok, err, _ = fastgrad.gradcheck(f, z.ravel().copy(), lambda x: analytic, rtol=1e-5, atol=1e-6)
+    assert ok, err
+
+
+def test_row_kernel_callable_from_user_njit(rng):
+    from fastgrad.dask._hlsm import hlsm_nll_grad_rows
+    Y, _ = hlsm.simulate(20, 1, random_state=0)
+    Yenc = hlsm.encode_layers(Y)
+    b, eps, alpha = _params(rng, 1, 20)
+    z = b[None] + eps
+
+    @njit
+    def user(Yenc, z, alpha):
+        g = np.empty_like(z)
+        a = np.empty_like(alpha)
+        return hlsm_nll_grad_rows(Yenc, 0, z, alpha, False, True, g, a)
+
+    assert user(Yenc, z, alpha) == pytest.approx(hlsm.nll_and_grad(Y, b, eps, alpha)[0], rel=1e-12)
+
+
+def test_fit_equals_local_fit_at_convergence(live, net):
+    from fastgrad.dask import fit_hlsm
+    kw = dict(random_state=0, tol=1e-6, gtol=1e-3)
+    local = hlsm.fit(net, 3.0, **kw)
+    stats = {}
+    dist = fit_hlsm(live, net, 3.0, stats=stats, **kw)
+    assert local.converged and dist.converged
+    assert dist.objective == pytest.approx(local.objective, rel=1e-9)
+    np.testing.assert_allclose(dist.z, local.z, atol=1e-6)
+    np.testing.assert_allclose(dist.alpha, local.alpha, atol=1e-6)
+    np.testing.assert_array_equal(dist.deviating, local.deviating)
+    assert stats["grad_calls"] >= dist.n_iter and stats["recoveries"] == 0
+    assert stats["bytes_scattered"] > hlsm.encode_layers(net).nbytes      # Y sent once ...
+    z_bytes = net.shape[0] * net.shape[1] * 2 * 8
+    assert stats["bytes_out"] < 2 * 2 * z_bytes * stats["calls"]           # ... then positions only
+
+
+def test_directed_fit_and_row_blocks_on_distinct_workers(live):
+    from fastgrad.dask._hlsm import DaskHLSMEvaluator, fit_hlsm
+    Y, _ = hlsm.simulate(40, 2, directed=True, random_state=2)
+    kw = dict(directed=True, random_state=0, max_iter=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastgrad.ConvergenceWarning)
+        local = hlsm.fit(Y, 2.0, **kw)
+        dist = fit_hlsm(live, Y, 2.0, **kw)
+    assert dist.n_iter == local.n_iter == 40
+    assert dist.objective == pytest.approx(local.objective, rel=1e-10)
+    np.testing.assert_allclose(dist.z, local.z, atol=1e-8)
+    ev = DaskHLSMEvaluator(live, hlsm.encode_layers(Y, directed=True), True)
+    holders = live.who_has(ev.parts)
+    assert len({w for ws in holders.values() for w in ws}) == 2 == len(ev.parts)
+
+
+def _kill_at(client, iteration):
+    def cb(it, state):
+        if it == iteration:
+            addr = sorted(client.scheduler_info()["workers"])[1]
+            try:
+                client.run(os._exit, 1, workers=[addr])
+            except Exception:   # the worker dies before it answers
+                pass
+    return cb
+
+
+def test_worker_killed_mid_fit_is_recovered(live, net):
+    from fastgrad.dask import fit_hlsm
+    kw = dict(random_state=0, max_iter=30)
+    stats = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastgrad.ConvergenceWarning)
+        local = hlsm.fit(net, 3.0, **kw)
+        dist = fit_hlsm(live, net, 3.0, stats=stats, callback=_kill_at(live, 10), **kw)
+    assert stats["recoveries"] >= 1
+    assert dist.n_iter == local.n_iter
+    assert dist.objective == pytest.approx(local.objective, rel=1e-10)
+    np.testing.assert_allclose(dist.z, local.z, atol=1e-8)
+
+
+def test_worker_killed_without_retries_raises_clear_error(live, net):
+    from fastgrad.dask import WorkerLostError, fit_hlsm
+    with pytest.raises(WorkerLostError, match="no model is returned"):
+        fit_hlsm(live, net, 3.0, random_state=0, max_iter=30, max_retries=0, callback=_kill_at(live, 5))
+
+
+def test_bad_input(live, net):
+    import scipy.sparse as sp
+
+    from fastgrad.dask import fit_hlsm
+    with pytest.raises(TypeError, match="client"):
+        fit_hlsm(object(), net, 1.0)
+    bad = net.copy()
+    bad[0, 1, 2] = bad[0, 2, 1] = 2.0
+    with pytest.raises(ValueError, match="entries other than 0, 1 or NaN"):
+        fit_hlsm(live, bad, 1.0)
+    layers = [sp.csr_matrix(np.nan_to_num(A)) for A in net]
+    with pytest.raises(ValueError, match="dense layers"):
+        fit_hlsm(live, layers, 1.0, sparse=True)
+    with pytest.raises(ValueError, match="max_retries"):
+        fit_hlsm(live, net, 1.0, max_retries=-1)
