@@ -198,7 +198,9 @@ class DSGDTrainer:
         sent, self._pending_scatter = self._pending_scatter, 0
         if self._user_futs is None:
             sent += self._scatter_params(bu, bi, P, Q, int(strata[0]))
-        cells, users, items = list(self.cell_futs), list(self._user_futs), list(self._item_futs)
+        # the lists are updated in place: an old cell is freed as soon as its task has run
+        # (a failed epoch is rerun from the client's checkpoint, never from these futures)
+        cells, users, items = self.cell_futs, self._user_futs, self._item_futs
         info_futs, order = [None] * (B * B), []
         for s in strata:
             s = int(s)
@@ -212,8 +214,7 @@ class DSGDTrainer:
                 cells[c], users[b], items[j], info_futs[c] = parts
                 order.append((s, b, c, j))
         results = client.gather(users + items + info_futs)
-        # success: commit the new state and write the parameters back into the client's arrays
-        self.cell_futs, self._user_futs, self._item_futs = cells, users[:], items[:]
+        # success: write the parameters back into the client's arrays (the checkpoint)
         gathered = 0
         for b in range(B):
             Pb, bub = results[b]
@@ -309,7 +310,9 @@ def fit_mf(client, users, items=None, ratings=None, *, stats=None, max_retries=2
     **kwargs
         Passed to :func:`fastgrad.mf.fit`. ``n_blocks`` defaults to the number of
         workers (at least 2); a fit equals ``mf.fit(..., n_blocks=B, random_state=s)``
-        exactly. ``n_threads`` has no effect on the result.
+        exactly. ``n_threads`` has no effect on the result. A ``callback`` sees the
+        parameters gathered after each epoch and must not modify them in place (the
+        workers keep their own copies).
 
     Returns
     -------
