@@ -39,8 +39,13 @@ class _GLMBase(BaseEstimator):
         raise NotImplementedError
 
     def _fit_glm(self, X, y, sample_weight):
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        lam, l1_ratio = self._lam_l1(float(sw.sum()))
+        if _is_dask(X):  # fitted on the dask cluster, which validates the data chunk by chunk
+            sw = sample_weight
+            sw_sum = float(X.shape[0] if sw is None else sw.sum())
+        else:
+            sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            sw_sum = float(sw.sum())
+        lam, l1_ratio = self._lam_l1(sw_sum)
         warm = None
         if getattr(self, "warm_start", False) and hasattr(self, "coef_"):
             coef = np.ravel(self.coef_)
@@ -57,9 +62,12 @@ class _GLMBase(BaseEstimator):
 
 class _Regressor(RegressorMixin, _GLMBase):
     def fit(self, X, y, sample_weight=None):
-        """Fit the model. ``X`` dense or sparse (n, p), ``y`` (n,)."""
-        X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE, dtype=np.float64,
-                             y_numeric=True)
+        """Fit the model. ``X`` dense or sparse (n, p) or a dask array, ``y`` (n,)."""
+        if _is_dask(X):
+            self.n_features_in_ = X.shape[1]
+        else:
+            X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE, dtype=np.float64,
+                                 y_numeric=True)
         res = self._fit_glm(X, y, sample_weight)
         self.coef_ = res.coef
         self.intercept_ = res.intercept
@@ -103,7 +111,7 @@ class LinearRegression(_Regressor):
         return 0.0, 0.0
 
     def _fit_glm(self, X, y, sample_weight):
-        if self.solver != "auto":
+        if self.solver != "auto" or _is_dask(X):  # dask: L-BFGS on the cluster
             return super()._fit_glm(X, y, sample_weight)
         # the minimum-norm least-squares solution (unique even when p > n), as scikit-learn
         import scipy.sparse as sp
@@ -274,10 +282,14 @@ class LogisticRegression(ClassifierMixin, _GLMBase):
         return (0.0 if np.isinf(C) else 1.0 / (C * sw_sum)), self.l1_ratio
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model. ``y`` must have exactly two classes."""
-        X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE, dtype=np.float64)
-        check_classification_targets(y)
-        self.classes_ = np.unique(y)
+        """Fit the model. ``y`` must have exactly two classes; ``X`` may be a dask array."""
+        if _is_dask(X):
+            self.n_features_in_ = X.shape[1]
+            self.classes_ = _dask_classes(y)
+        else:
+            X, y = validate_data(self, X, y, accept_sparse=_ACCEPT_SPARSE, dtype=np.float64)
+            check_classification_targets(y)
+            self.classes_ = np.unique(y)
         if self.classes_.shape[0] != 2:
             raise ValueError(
                 f"Only binary classification is supported: LogisticRegression needs exactly 2 "
@@ -313,6 +325,19 @@ class LogisticRegression(ClassifierMixin, _GLMBase):
         """Predicted class labels."""
         check_is_fitted(self, "coef_")
         return self.classes_[(self.decision_function(X) > 0).astype(np.int64)]
+
+
+def _is_dask(X):
+    """Whether ``X`` is a dask array (without importing dask)."""
+    return type(X).__module__.split(".")[0] == "dask"
+
+
+def _dask_classes(y):
+    """Sorted distinct labels of ``y`` (a dask array is reduced on the cluster)."""
+    if _is_dask(y):
+        import dask.array as da
+        return np.unique(da.unique(y).compute())
+    return np.unique(np.asarray(y))
 
 
 def _nonneg(value, name):

@@ -5,6 +5,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import multinomial as _mn
+from ._sklearn_glm import _dask_classes, _is_dask
 
 __all__ = ["MultinomialLogisticRegression"]
 
@@ -57,10 +58,14 @@ class MultinomialLogisticRegression(ClassifierMixin, BaseEstimator):
         return tags
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model; returns ``self``."""
-        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
-        check_classification_targets(y)
-        classes = np.unique(y)
+        """Fit the model; returns ``self``. ``X`` may be a dask array (fitted on the cluster)."""
+        if _is_dask(X):
+            self.n_features_in_ = X.shape[1]
+            classes = _dask_classes(y)
+        else:
+            X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
+            check_classification_targets(y)
+            classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError("Classifier can't train when only one class is present "
                              f"(got 1 class: {classes[0]!r})")
