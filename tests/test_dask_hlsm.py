@@ -1,5 +1,4 @@
 """HLSM with row blocks on Dask workers (fastgrad.dask.fit_hlsm) against the local fit."""
-import os
 import warnings
 
 import numpy as np
@@ -10,22 +9,9 @@ pytest.importorskip("distributed")
 
 import fastgrad  # noqa: E402
 from fastgrad import hlsm  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    with Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
-@pytest.fixture
-def live(client):
-    """The client, with both workers up (a previous test may have killed one)."""
-    client.wait_for_workers(2, timeout=60)
-    return client
+from fastgrad._threads import threads_for  # noqa: E402
+# the module-scoped 2-worker cluster fixture (one cluster per test module) and the worker killer
+from test_dask_mf import client, kill_worker_at, live  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +53,8 @@ def test_row_blocks_sum_to_the_full_likelihood(directed, rng):
     g, a = np.empty_like(z), np.empty(2)
     hlsm_nll_grad_rows(Yr, lo, z, alpha, directed, True, g, a)
     analytic = g.ravel().copy()
-    ok, err, _ = fastgrad.gradcheck(f, z.ravel().copy(), lambda x: analytic, rtol=1e-5, atol=1e-6)
+    with threads_for(0):            # 400 tiny kernel calls: no parallel launches
+        ok, err, _ = fastgrad.gradcheck(f, z.ravel().copy(), lambda x: analytic, rtol=1e-5, atol=1e-6)
     assert ok, err
 
 
@@ -120,17 +107,6 @@ def test_directed_fit_and_row_blocks_on_distinct_workers(live):
     assert len({w for ws in holders.values() for w in ws}) == 2 == len(ev.parts)
 
 
-def _kill_at(client, iteration):
-    def cb(it, state):
-        if it == iteration:
-            addr = sorted(client.scheduler_info()["workers"])[1]
-            try:
-                client.run(os._exit, 1, workers=[addr])
-            except Exception:   # the worker dies before it answers
-                pass
-    return cb
-
-
 def test_worker_killed_mid_fit_is_recovered(live, net):
     from fastgrad.dask import fit_hlsm
     kw = dict(random_state=0, max_iter=30)
@@ -138,7 +114,7 @@ def test_worker_killed_mid_fit_is_recovered(live, net):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastgrad.ConvergenceWarning)
         local = hlsm.fit(net, 3.0, **kw)
-        dist = fit_hlsm(live, net, 3.0, stats=stats, callback=_kill_at(live, 10), **kw)
+        dist = fit_hlsm(live, net, 3.0, stats=stats, callback=kill_worker_at(live, 10), **kw)
     assert stats["recoveries"] >= 1
     assert dist.n_iter == local.n_iter
     assert dist.objective == pytest.approx(local.objective, rel=1e-10)
@@ -148,7 +124,7 @@ def test_worker_killed_mid_fit_is_recovered(live, net):
 def test_worker_killed_without_retries_raises_clear_error(live, net):
     from fastgrad.dask import WorkerLostError, fit_hlsm
     with pytest.raises(WorkerLostError, match="no model is returned"):
-        fit_hlsm(live, net, 3.0, random_state=0, max_iter=30, max_retries=0, callback=_kill_at(live, 5))
+        fit_hlsm(live, net, 3.0, random_state=0, max_iter=30, max_retries=0, callback=kill_worker_at(live, 5))
 
 
 def test_bad_input(live, net):

@@ -115,7 +115,8 @@ def test_strata_run_on_distinct_workers_and_rows_never_move(live, data):
     assert tr.stats["bytes_from_client"][0] > r.nbytes
 
 
-def _kill_after(client, epoch):
+def kill_worker_at(client, epoch):
+    """A callback that kills the second worker (its process exits) after ``epoch``."""
     def cb(ep, state):
         if ep == epoch:
             addr = sorted(client.scheduler_info()["workers"])[1]
@@ -130,7 +131,7 @@ def test_worker_killed_mid_fit_is_recovered_exactly(live, data):
     from fastgrad.dask import fit_mf
     local = mf.fit(*data, n_blocks=2, **KW)
     stats = {}
-    dist = fit_mf(live, *data, n_blocks=2, stats=stats, callback=_kill_after(live, 2), **KW)
+    dist = fit_mf(live, *data, n_blocks=2, stats=stats, callback=kill_worker_at(live, 2), **KW)
     assert stats["recoveries"] >= 1
     _assert_same_model(local, dist)
 
@@ -138,7 +139,7 @@ def test_worker_killed_mid_fit_is_recovered_exactly(live, data):
 def test_worker_killed_without_retries_raises_clear_error(live, data):
     from fastgrad.dask import WorkerLostError, fit_mf
     with pytest.raises(WorkerLostError, match="no model is returned"):
-        fit_mf(live, *data, n_blocks=2, max_retries=0, callback=_kill_after(live, 1), **KW)
+        fit_mf(live, *data, n_blocks=2, max_retries=0, callback=kill_worker_at(live, 1), **KW)
 
 
 def test_bad_input(live, data):

@@ -206,27 +206,11 @@ class DaskHLSMEvaluator:
     def _call(self, z, alpha, with_grad):
         import time
 
-        from ._mf import _is_cluster_failure
-        from ._setup import WorkerLostError
+        from ._mf import with_recovery
         t0 = time.perf_counter()
         z = np.ascontiguousarray(z)
-        for attempt in range(self.max_retries + 1):
-            try:
-                out = self._evaluate(z, alpha, with_grad)
-                break
-            except Exception as exc:  # noqa: BLE001 - any failure of the cluster
-                if not _is_cluster_failure(exc):
-                    raise
-                if attempt == self.max_retries:
-                    raise WorkerLostError(
-                        f"hlsm: a likelihood evaluation failed {attempt + 1} times (last error: "
-                        f"{type(exc).__name__}: {exc}); no model is returned") from exc
-                self.stats["recoveries"] += 1
-                try:   # give a nanny the time to restart its worker; go on with those alive otherwise
-                    self.client.wait_for_workers(len(set(self.owners)), timeout=30)
-                except TimeoutError:
-                    pass
-                self._scatter()
+        out = with_recovery(self.client, lambda: self._evaluate(z, alpha, with_grad), self._scatter,
+                            self.max_retries, "hlsm: a likelihood evaluation", self.stats, len(set(self.owners)))
         self.stats["calls"] += 1
         self.stats["grad_calls"] += int(with_grad)
         self.stats["seconds"] += time.perf_counter() - t0

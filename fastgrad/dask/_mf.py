@@ -88,12 +88,11 @@ class DSGDTrainer:
     """
 
     def __init__(self, client, users, items, ratings, n_users, n_items, rng, n_blocks=None,
-                 max_retries=2, stats=None, recover_timeout=30.0):
+                 max_retries=2, stats=None):
         from ..kernels.mf import mf_block_schedule, mf_partition
         self.client = client
         self.rng = rng
         self.max_retries = max_retries
-        self.recover_timeout = recover_timeout
         workers = self._workers()
         B = max(2, len(workers)) if n_blocks is None else int(n_blocks)
         if B < 2:
@@ -172,20 +171,10 @@ class DSGDTrainer:
         seed = int(self.rng.integers(_SEED_HIGH))        # the local fit's draws, same order
         strata = self.rng.permutation(self.n_blocks)
         t0 = time.perf_counter()
-        for attempt in range(self.max_retries + 1):
-            try:
-                sse, moved, gathered, sent = self._try_epoch(seed, strata, mu, bu, bi, P, Q, lr, reg, reg_bias)
-                break
-            except Exception as exc:       # noqa: BLE001 - any failure of the cluster
-                if not _is_cluster_failure(exc):
-                    raise
-                if attempt == self.max_retries:
-                    from ._setup import WorkerLostError
-                    raise WorkerLostError(
-                        f"mf DSGD epoch {len(self._seeds) + 1} failed {attempt + 1} times "
-                        f"(last error: {type(exc).__name__}: {exc}); no model is returned") from exc
-                self.stats["recoveries"] += 1
-                self._recover()
+        sse, moved, gathered, sent = with_recovery(
+            self.client, lambda: self._try_epoch(seed, strata, mu, bu, bi, P, Q, lr, reg, reg_bias),
+            self._recover, self.max_retries, f"mf DSGD epoch {len(self._seeds) + 1}", self.stats,
+            len(self.workers))
         self._seeds.append(seed)
         self.stats["seconds"].append(time.perf_counter() - t0)
         self.stats["bytes_between_workers"].append(moved)
@@ -243,10 +232,6 @@ class DSGDTrainer:
     def _recover(self):
         """Rebuild the cells' order at the start of this epoch and scatter everything afresh."""
         from ..kernels.mf import mf_shuffle_blocks
-        try:   # give a nanny the time to restart its worker; go on with those alive otherwise
-            self.client.wait_for_workers(len(self.workers), timeout=self.recover_timeout)
-        except TimeoutError:
-            self.client.wait_for_workers(1, timeout=self.recover_timeout)
         u, i, r = (a.copy() for a in self._cells0)
         for seed in self._seeds:           # the in-place per-cell shuffles of the finished epochs
             mf_shuffle_blocks(u, i, r, self.block_ptr, seed)
@@ -265,6 +250,33 @@ def _local_index(block, m):
         rows = np.flatnonzero(block == b)
         out[rows] = np.arange(rows.size)
     return out
+
+
+def with_recovery(client, attempt, recover, max_retries, what, stats, n_workers):
+    """``attempt()``; after losing workers: wait for ``n_workers`` (30 s at most, then go on
+    with those alive), ``recover()`` and try again, ``max_retries`` times at most.
+
+    Raises
+    ------
+    WorkerLostError
+        When every attempt failed; other exceptions propagate unchanged.
+    """
+    for k in range(max_retries + 1):
+        try:
+            return attempt()
+        except Exception as exc:       # noqa: BLE001 - any failure of the cluster
+            if not _is_cluster_failure(exc):
+                raise
+            if k == max_retries:
+                from ._setup import WorkerLostError
+                raise WorkerLostError(f"{what} failed {k + 1} times (last error: {type(exc).__name__}: "
+                                      f"{exc}); no model is returned") from exc
+            stats["recoveries"] += 1
+            try:
+                client.wait_for_workers(n_workers, timeout=30)
+            except TimeoutError:
+                pass
+            recover()
 
 
 def _is_cluster_failure(exc):
