@@ -442,7 +442,7 @@ def _initial_point(warm_start, p, fit_intercept):
 
 def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solver="auto",
         sample_weight=None, max_iter=None, tol=1e-8, random_state=None, verbose=False,
-        callback=None, warm_start=None, solver_options=None):
+        callback=None, warm_start=None, solver_options=None, client=None):
     """Fit a regularised linear (``loss="squared"``) or logistic regression.
 
     Parameters
@@ -488,6 +488,10 @@ def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solv
     solver_options : dict, optional
         Extra keyword arguments for the solver (e.g. ``learning_rate``,
         ``batch_size`` for the stochastic ones; ``momentum`` for ``"momentum"``).
+    client : distributed.Client, optional
+        Fit on this dask cluster (:func:`fastgrad.dask.fit_glm`); a NumPy ``X``
+        is then sent to the workers once, in row blocks. A dask array ``X``
+        uses the current client by default.
 
     Returns
     -------
@@ -503,12 +507,12 @@ def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solv
     >>> np.round(res.coef, 2)
     array([ 0.95,  0.  ,  0.  , -1.96,  0.  ])
     """
-    if type(X).__module__.split(".")[0] == "dask":  # a dask array: fit on the cluster
+    if client is not None or type(X).__module__.split(".")[0] == "dask":  # on a cluster
         from .dask._glm import fit_glm  # (needs the fastgrad[dask] extra)
         return fit_glm(X, y, loss=loss, lam=lam, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
                        solver=solver, sample_weight=sample_weight, max_iter=max_iter, tol=tol,
                        random_state=random_state, verbose=verbose, callback=callback,
-                       warm_start=warm_start, solver_options=solver_options)
+                       warm_start=warm_start, solver_options=solver_options, client=client)
     prob = _Problem(X, y, loss, fit_intercept, sample_weight)
     lam, l1_ratio, solver, max_iter, tol = _check_params(lam, l1_ratio, solver, max_iter, tol,
                                                          prob.p, prob.n)

@@ -390,7 +390,7 @@ def _setup(X, y, lam, fit_intercept, sample_weight, classes=None):
 
 def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=None,
         max_iter=None, tol=None, gtol=None, check_separation=True, verbose=False,
-        callback=None, warm_start=None):
+        callback=None, warm_start=None, client=None):
     """Fit a multinomial logistic regression with an optional L2 penalty.
 
     Parameters
@@ -433,6 +433,10 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
     warm_start : tuple (coef, intercept), optional
         Starting values (default: zero slopes and intercepts at the
         intercept-only fit).
+    client : distributed.Client, optional
+        Fit on this dask cluster (:func:`fastgrad.dask.fit_multinomial`); a
+        NumPy ``X`` is then sent to the workers once, in row blocks. A dask
+        array ``X`` uses the current client by default.
 
     Returns
     -------
@@ -456,12 +460,12 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
     >>> res.coef.shape, res.predict_proba(X).shape
     ((2, 3), (300, 3))
     """
-    if type(X).__module__.split(".")[0] == "dask":  # a dask array: fit on the cluster
+    if client is not None or type(X).__module__.split(".")[0] == "dask":  # on a cluster
         from .dask._multinomial import fit_multinomial  # (needs the fastgrad[dask] extra)
         return fit_multinomial(X, y, lam=lam, fit_intercept=fit_intercept, solver=solver,
                                sample_weight=sample_weight, max_iter=max_iter, tol=tol,
                                gtol=gtol, check_separation=check_separation, verbose=verbose,
-                               callback=callback, warm_start=warm_start)
+                               callback=callback, warm_start=warm_start, client=client)
     from .solvers import lbfgs, newton
 
     prob, classes = _setup(X, y, lam, fit_intercept, sample_weight)

@@ -78,6 +78,17 @@ def test_weights_auto_solver_and_numpy_targets(client):
     np.testing.assert_allclose(r.coef, glm.fit(Xs, ys, lam=0.05, l1_ratio=1.0).coef, atol=2e-6)
 
 
+def test_numpy_input_with_client_keyword(client):
+    import scipy.sparse as sp
+    X, y = _data(seed=7)
+    res = glm.fit(X, y, lam=0.01, client=client, tol=1e-12)  # sent to the workers in 4 blocks
+    assert res.info["n_partitions"] == 4
+    ref = glm.fit(X, y, lam=0.01, solver="lbfgs", tol=1e-12)
+    np.testing.assert_allclose(res.coef, ref.coef, atol=1e-8)
+    with pytest.raises(TypeError, match="sparse X"):
+        glm.fit(sp.csr_matrix(X), y, client=client)
+
+
 def test_only_parameters_cross_the_network(client):
     X, y = _data(n=20000, p=20, logistic=True, seed=4)  # X is 3.2 MB
     Xd = da.from_array(X, chunks=(5000, -1))

@@ -53,6 +53,14 @@ def test_matches_local_fit(client, kw):
         assert res.n_iter <= 10
 
 
+def test_numpy_input_with_client_keyword(client):
+    X, y = _data(seed=4)
+    res = multinomial.fit(X, y, lam=0.01, client=client)
+    ref = multinomial.fit(X, y, lam=0.01)
+    assert res.info["n_partitions"] == 4
+    np.testing.assert_allclose(res.coef, ref.coef, atol=1e-8)
+
+
 def test_against_scikit_learn_and_wrapper(client):
     sklearn = pytest.importorskip("sklearn.linear_model")
     from fastgrad.sklearn import MultinomialLogisticRegression
@@ -68,6 +76,8 @@ def test_bad_input(client):
     Xd = da.from_array(X, chunks=(100, -1))
     with pytest.raises(ValueError, match="chunked along rows like X"):
         multinomial.fit(Xd, da.from_array(y, chunks=(200,)))
+    with pytest.raises(ValueError, match="2-dimensional"):
+        multinomial.fit(X[:, 0], y, client=client)
     with pytest.raises(ValueError, match="at least two classes"):
         multinomial.fit(Xd, np.zeros(400))
     with pytest.raises(ValueError, match="solver"):

@@ -135,7 +135,8 @@ def fit_glm(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, 
     lam = check_scalar(lam, "lam", lo=0.0)
     l1_ratio = check_scalar(l1_ratio, "l1_ratio", lo=0.0, hi=1.0)
     solver = _resolve_solver(solver, lam, l1_ratio)
-    X, other = align_rows(X, y=y, sample_weight=sample_weight)
+    workers = check_client(client)
+    X, other = align_rows(X, n_blocks=2 * len(workers), y=y, sample_weight=sample_weight)
     if other["y"] is None:
         raise ValueError("y is required")
     n, p = X.shape
@@ -144,7 +145,6 @@ def fit_glm(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, 
     coef0, c0 = G._initial_point(warm_start, p, bool(fit_intercept))
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
-    check_client(client)
     parts = persist_partitions(client, _prepare, X, other["y"], other["sample_weight"],
                                logistic=loss == "logistic")
     try:

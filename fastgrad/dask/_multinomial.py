@@ -141,7 +141,8 @@ def fit_multinomial(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sampl
     if not isinstance(fit_intercept, (bool, np.bool_)):
         raise TypeError(f"fit_intercept must be a bool, got {type(fit_intercept).__name__}")
     solver = check_choice(solver, "solver", ("newton", "lbfgs", "auto"))
-    X, other = align_rows(X, y=y, sample_weight=sample_weight)
+    workers = check_client(client)
+    X, other = align_rows(X, n_blocks=2 * len(workers), y=y, sample_weight=sample_weight)
     if other["y"] is None:
         raise ValueError("y is required")
     n, p = X.shape
@@ -159,7 +160,6 @@ def fit_multinomial(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sampl
                         lo=0.0)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
-    check_client(client)
     parts = persist_partitions(client, _prepare, X, other["y"], other["sample_weight"],
                                classes=classes, fit_intercept=bool(fit_intercept))
     try:

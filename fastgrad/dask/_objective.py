@@ -200,8 +200,11 @@ def map_reduce(client, parts, func, *args, combine=tree_sum, fan_in=4, stats=Non
     return result
 
 
-def align_rows(X, **others):
+def align_rows(X, *, n_blocks=None, **others):
     """Check ``X`` (2-D dask array) and chunk the other row arrays like it.
+
+    A dense NumPy ``X`` is first split into ``n_blocks`` row blocks (sent to
+    the workers once, in the graph).
 
     ``others`` maps argument names to 1-D arrays (dask or NumPy) or None. NumPy
     arrays are wrapped with ``X``'s row chunks (they travel to the workers once,
@@ -213,7 +216,14 @@ def align_rows(X, **others):
     """
     import dask.array as da
     if not isinstance(X, da.Array):
-        raise TypeError(f"X must be a dask array, got {type(X).__name__}")
+        if type(X).__module__.split(".")[0] == "scipy":
+            raise TypeError("a sparse X cannot be fitted on a dask cluster: pass a dense "
+                            "NumPy or dask array")
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"X must be a numeric NumPy or dask array, got dtype {X.dtype}")
+        if X.ndim == 2:
+            X = da.from_array(X, chunks=(-(-X.shape[0] // max(1, n_blocks or 1)), -1))
     if X.ndim != 2:
         raise ValueError(f"X must be 2-dimensional, got shape {X.shape}")
     X = row_chunks("X", X)
