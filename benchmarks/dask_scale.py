@@ -8,16 +8,16 @@ Two worker processes (one Dask thread and one Numba thread each) with a
 memory limit below the size of ``X``; ``X`` is generated ON the workers with
 ``dask.array.random`` (the client never holds it) and persisted there in row
 blocks. (A worker process with Numba, SciPy and distributed loaded already
-takes ~200 MiB, so the limit must exceed X/2 + 200 MiB: the default X of
-763 MiB is 1.09x one worker's limit.) The fit is :func:`fastgrad.glm.fit` on the dask array (L-BFGS, one
-map-reduce of loss + gradient per function evaluation). For comparison the
-same model is fitted locally (2 Numba threads) on an in-memory sample of
-``--local-n`` rows.
+takes ~200 MiB, so the limit must exceed X/2 + 200 MiB: the default X of 763
+MiB is 1.09x one worker's limit.) The fit is :func:`fastgrad.glm.fit` on the
+dask array (L-BFGS, one map-reduce of loss + gradient per function
+evaluation). For comparison the same model is fitted locally (2 Numba threads)
+on an in-memory sample of ``--local-n`` rows.
 
 Printed per iteration: wall time (median of the gaps between solver
 callbacks), and bytes moved: arguments sent by the client, the reduced result
-received, and partial results moved between workers by the tree reduction
-(the workers' ``transfer_outgoing_bytes_total``). ``X`` itself never moves.
+received, and partial results moved between workers by the tree reduction (the
+workers' ``transfer_outgoing_bytes_total``). ``X`` itself never moves.
 Timings on a shared machine are noisy: the script prints the load average.
 """
 import argparse
@@ -128,8 +128,9 @@ def main(argv=None):
           "million rows)")
     per_it = calls / max(1, res.n_iter)
     print(f"  map-reduces per iteration {per_it:.2f} (L-BFGS line search)")
-    print(f"  client -> workers       {res.info['bytes_out'] / calls * per_it:8.0f} B per iteration")
-    print(f"  workers -> client       {res.info['bytes_in'] / calls * per_it:8.0f} B per iteration")
+    out_it, in_it = (res.info[k] / calls * per_it for k in ("bytes_out", "bytes_in"))
+    print(f"  client -> workers       {out_it:8.0f} B per iteration")
+    print(f"  workers -> client       {in_it:8.0f} B per iteration")
     print(f"  worker <-> worker       {tb_iter:8.0f} B per iteration (tree reduction; "
           f"X is {x_bytes / 2**20:.0f} MiB)")
     print(f"  worker <-> worker while generating + persisting X (once): {tb_load / 2**20:.1f} MiB")

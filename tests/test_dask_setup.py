@@ -1,4 +1,5 @@
 """fastgrad.dask set-up: optional import, client look-up, Numba threading checks."""
+import os
 import subprocess
 import sys
 
@@ -115,3 +116,19 @@ def _dot_len(part, v):
 
 def _block_max(part):
     return float(part.max())
+
+
+def test_unrecoverable_worker_loss_raises_worker_lost_error():
+    """A task that kills every worker it runs on: a clear WorkerLostError, no result."""
+    import dask
+    from fastgrad.dask._objective import map_reduce, persist_partitions
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            fd.local_cluster(1, numba_threads=1) as cluster, Client(cluster) as client:
+        parts = persist_partitions(client, _block_sum_prep, da.from_array(np.ones(10), chunks=5),
+                                   None)
+        with pytest.raises(fd.WorkerLostError, match="lost workers"):
+            map_reduce(client, parts, _die)
+
+
+def _die(part):
+    os._exit(1)

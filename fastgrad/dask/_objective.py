@@ -167,6 +167,8 @@ def map_reduce(client, parts, func, *args, combine=tree_sum, fan_in=4, stats=Non
         If the cluster could not recover from lost workers. Exceptions raised
         by ``func`` (e.g. validation errors from ``prepare``) propagate as is.
     """
+    from concurrent.futures import CancelledError  # (scattered data lost with all holders)
+
     from distributed import KilledWorker
     from distributed.comm.core import CommClosedError
 
@@ -189,7 +191,7 @@ def map_reduce(client, parts, func, *args, combine=tree_sum, fan_in=4, stats=Non
                     len(futs[i:i + fan_in]) > 1 else futs[i]
                     for i in range(0, len(futs), fan_in)]
         result = futs[0].result()
-    except (KilledWorker, CommClosedError, OSError) as exc:
+    except (KilledWorker, CommClosedError, CancelledError, OSError) as exc:
         raise WorkerLostError(
             f"the dask cluster lost workers and could not recover ({type(exc).__name__}: {exc});"
             " no model was returned") from exc
