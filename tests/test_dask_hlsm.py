@@ -103,8 +103,28 @@ def test_directed_fit_and_row_blocks_on_distinct_workers(live):
     assert dist.objective == pytest.approx(local.objective, rel=1e-10)
     np.testing.assert_allclose(dist.z, local.z, atol=1e-8)
     ev = DaskHLSMEvaluator(live, hlsm.encode_layers(Y, directed=True), True)
-    holders = live.who_has(ev.parts)
-    assert len({w for ws in holders.values() for w in ws}) == 2 == len(ev.parts)
+    nll = ev.nll(local.z, local.alpha)                        # the first call scatters the blocks
+    assert nll == pytest.approx(local.nll, rel=1e-12)
+    holders = live.who_has([f for _, futs in ev.blocks for f in futs])
+    assert len(ev.blocks) == 2 and len({w for ws in holders.values() for w in ws}) == 2
+
+
+def test_row_blocks_in_pieces_give_the_same_gradient(live, net, rng, monkeypatch):
+    from fastgrad.dask import _hlsm
+    Yenc = hlsm.encode_layers(net)
+    b, eps, alpha = _params(rng, 3, 60)
+    nll, _, ge, ga = hlsm.nll_and_grad(net, b, eps, alpha)
+    monkeypatch.setattr(_hlsm, "_PIECE_BYTES", 3 * 60 * 7)    # 7 rows per piece
+    stats = {}
+    ev = _hlsm.DaskHLSMEvaluator(live, Yenc, False, stats=stats)
+    got = ev.nll_grad(b[None] + eps, alpha)
+    assert sum(len(futs) for _, futs in ev.blocks) >= 8 and len(ev.blocks) == 2
+    assert got[0] == pytest.approx(nll, rel=1e-12)
+    np.testing.assert_allclose(got[1], ge, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got[2], ga, rtol=1e-12)
+    # one partial result per worker comes back, whatever the number of pieces
+    assert stats["bytes_in"] < 2 * (ge.nbytes + 1000)
+    ev.close()
 
 
 def test_worker_killed_mid_fit_is_recovered(live, net):

@@ -119,7 +119,7 @@ def kill_worker_at(client, epoch):
     """A callback that kills the second worker (its process exits) after ``epoch``."""
     def cb(ep, state):
         if ep == epoch:
-            addr = sorted(client.scheduler_info()["workers"])[1]
+            addr = sorted(client.scheduler_info(n_workers=-1)["workers"])[1]
             try:
                 client.run(os._exit, 1, workers=[addr])
             except Exception:   # the worker dies before it answers

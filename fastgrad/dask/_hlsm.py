@@ -25,7 +25,8 @@ from ..kernels._math import softplus_sigmoid
 __all__ = ["fit_hlsm", "hlsm_nll_grad_rows", "DaskHLSMEvaluator"]
 
 _N_CHUNKS = 8          # row chunks per layer: fixed, so sums do not depend on the thread count
-_INLINE_BYTES = 1 << 20   # positions larger than this (times the blocks) are scattered, not inlined
+_INLINE_BYTES = 1 << 20   # positions larger than this (times the tasks) are scattered, not inlined
+_PIECE_BYTES = 1 << 24    # row blocks travel in pieces of at most 16 MB (small transient memory)
 
 
 @njit(parallel=True, cache=True)
@@ -164,44 +165,54 @@ class DaskHLSMEvaluator:
         for key in ("calls", "grad_calls", "bytes_scattered", "bytes_out", "bytes_in", "recoveries",
                     "seconds"):
             self.stats.setdefault(key, 0)
-        n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
-        n = Yenc.shape[1]
-        self.bounds = row_blocks(n, n_parts or max(1, n_workers), self.directed)
-        self._scatter()
+        from ._mf import alive_workers
+        self.bounds = row_blocks(Yenc.shape[1], n_parts or len(alive_workers(client)), self.directed)
+        self.blocks = None          # [(owner, [futures of its pieces])], scattered by the first call
 
     def _scatter(self):
-        from ._mf import pickled_size
-        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
-        self.parts, self.owners = [], []
+        """Scatter row block p to worker p, in pieces of at most ``_PIECE_BYTES``."""
+        from ._mf import alive_workers, pickled_size
+        workers = alive_workers(self.client)
+        K, _, n = self.Y.shape
+        self.blocks = []
         for p, (lo, hi) in enumerate(zip(self.bounds[:-1], self.bounds[1:])):
-            part = (np.ascontiguousarray(self.Y[:, lo:hi, :]), int(lo), self.directed)
-            self.stats["bytes_scattered"] += pickled_size(part)
-            self.owners.append(workers[p % len(workers)])
-            [fut] = self.client.scatter([part], workers=[self.owners[-1]], hash=False)
-            self.parts.append(fut)
+            owner = workers[p % len(workers)]
+            cuts = np.linspace(lo, hi, max(1, -(-(hi - lo) * K * n // _PIECE_BYTES)) + 1).astype(np.int64)
+            futs = []
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                piece = (np.ascontiguousarray(self.Y[:, a:b, :]), int(a), self.directed)
+                self.stats["bytes_scattered"] += pickled_size(piece)
+                futs += self.client.scatter([piece], workers=[owner], hash=False)
+            self.blocks.append((owner, futs))
 
     def _evaluate(self, z, alpha, with_grad):
-        """Submit one task per row block, pinned to its owner (no work stealing: the
-        blocks never move), and add the partial results in block order."""
+        """One task per piece, pinned to its owner (no work stealing: the data never move);
+        each worker adds its pieces' results, the client adds the blocks' in block order."""
         from ._mf import pickled_size
-        from ._objective import _locked
+        from ._objective import _locked, tree_sum
+        if self.blocks is None:
+            self._scatter()
+        client = self.client
+        owners = sorted({owner for owner, _ in self.blocks})
+        n_tasks = sum(len(futs) for _, futs in self.blocks)
         args = (z, alpha, with_grad)
-        sent = pickled_size(args) * len(set(self.owners))
-        if z.nbytes * len(self.parts) > _INLINE_BYTES:     # large positions: one copy per worker
-            args = (self.client.scatter(z, workers=sorted(set(self.owners)), broadcast=True, hash=False),
-                    alpha, with_grad)
-        futs = [self.client.submit(_locked, _part_nll_grad, part, *args, workers=[owner],
-                                   allow_other_workers=False, pure=False)
-                for part, owner in zip(self.parts, self.owners)]
-        results = self.client.gather(futs)
+        if z.nbytes * n_tasks > _INLINE_BYTES:     # large positions: one copy per worker
+            sent = pickled_size(z) * len(owners) + pickled_size(args[1:]) * n_tasks
+            args = (client.scatter(z, workers=owners, broadcast=True, hash=False), alpha, with_grad)
+        else:
+            sent = pickled_size(args) * n_tasks
+        sums = []
+        for owner, futs in self.blocks:
+            pin = dict(workers=[owner], allow_other_workers=False, pure=False)
+            parts = [client.submit(_locked, _part_nll_grad, f, *args, **pin) for f in futs]
+            sums.append(client.submit(tree_sum, *parts, **pin) if len(parts) > 1 else parts[0])
+        results = client.gather(sums)
         self.stats["bytes_out"] += sent
         self.stats["bytes_in"] += sum(pickled_size(r) for r in results)
-        if not with_grad:
-            return float(sum(results))
-        nll, grad_z, grad_alpha = results[0][0], results[0][1].copy(), results[0][2].copy()
-        for r in results[1:]:
-            nll, grad_z, grad_alpha = nll + r[0], grad_z + r[1], grad_alpha + r[2]
-        return nll, grad_z, grad_alpha
+        return tree_sum(*results)
+
+    def _recover(self):
+        self.blocks = None          # the next attempt scatters the row blocks afresh
 
     def _call(self, z, alpha, with_grad):
         import time
@@ -209,8 +220,9 @@ class DaskHLSMEvaluator:
         from ._mf import with_recovery
         t0 = time.perf_counter()
         z = np.ascontiguousarray(z)
-        out = with_recovery(self.client, lambda: self._evaluate(z, alpha, with_grad), self._scatter,
-                            self.max_retries, "hlsm: a likelihood evaluation", self.stats, len(set(self.owners)))
+        out = with_recovery(self.client, lambda: self._evaluate(z, alpha, with_grad), self._recover,
+                            self.max_retries, "hlsm: a likelihood evaluation", self.stats,
+                            len(self.bounds) - 1)
         self.stats["calls"] += 1
         self.stats["grad_calls"] += int(with_grad)
         self.stats["seconds"] += time.perf_counter() - t0
@@ -227,8 +239,8 @@ class DaskHLSMEvaluator:
     def close(self):
         """Drop the row blocks from the workers."""
         from ._objective import release
-        release(self.client, self.parts)
-        self.parts = []
+        release(self.client, [f for _, futs in self.blocks or [] for f in futs])
+        self.blocks = None
 
 
 def make_evaluator(client, Yenc, directed):

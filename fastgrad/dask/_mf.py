@@ -93,7 +93,7 @@ class DSGDTrainer:
         self.client = client
         self.rng = rng
         self.max_retries = max_retries
-        workers = self._workers()
+        self.workers = workers = self._workers()
         B = max(2, len(workers)) if n_blocks is None else int(n_blocks)
         if B < 2:
             raise ValueError("n_blocks must be >= 2 for a distributed fit (1 block is the serial schedule)")
@@ -113,38 +113,36 @@ class DSGDTrainer:
                         ratings[perm].copy())
         self._seeds = []                 # per finished epoch: its shuffle seed (for replay)
         self.placement = []
-        self.stats = {"seconds": [], "bytes_between_workers": [], "bytes_to_client": [],
-                      "bytes_from_client": [], "recoveries": 0} if stats is None else stats
-        self.stats.update(n_blocks=B, n_workers=len(workers))
-        for key in ("seconds", "bytes_between_workers", "bytes_to_client", "bytes_from_client"):
-            self.stats.setdefault(key, [])
-        self.stats.setdefault("recoveries", 0)
-        self._pending_scatter = self._scatter_cells(self._cells0)
-        self._user_futs = self._item_futs = None
+        self.stats = {} if stats is None else stats
+        self.stats.update(n_blocks=B, n_workers=len(workers), recoveries=0, seconds=[],
+                          bytes_between_workers=[], bytes_to_client=[], bytes_from_client=[])
+        self.cell_futs = self._user_futs = self._item_futs = None     # scattered by the first epoch
 
     # ------------------------------------------------------------------ placement
     def _workers(self):
-        workers = sorted(self.client.scheduler_info()["workers"])
-        if not workers:
-            raise RuntimeError("the Dask cluster has no workers")
-        return workers
+        return alive_workers(self.client)
 
     def _owner(self, b):
         return self.workers[b % len(self.workers)]
 
-    def _scatter_cells(self, cells):
-        """Scatter cell (b, j) to the worker of row block b; returns the bytes sent."""
+    def _scatter_cells(self):
+        """Scatter cell (b, j), in its order at the start of this epoch, to the worker of row
+        block b (one cell at a time: small transient memory); returns the bytes sent."""
+        from ..kernels.mf import mf_shuffle_blocks
         self.workers = self._workers()
         B = self.n_blocks
-        u, i, r = cells
+        u, i, r = self._cells0
+        if self._seeds:                    # replay the in-place per-cell shuffles of the finished epochs
+            u, i, r = u.copy(), i.copy(), r.copy()
+            for seed in self._seeds:
+                mf_shuffle_blocks(u, i, r, self.block_ptr, seed)
         self.cell_futs = [None] * (B * B)
         sent = 0
-        for b in range(B):
-            parts = [(u[lo:hi], i[lo:hi], r[lo:hi]) for lo, hi in
-                     (self.block_ptr[b * B + j:b * B + j + 2] for j in range(B))]
-            sent += sum(pickled_size(p) for p in parts)
-            futs = self.client.scatter(parts, workers=[self._owner(b)], hash=False)
-            self.cell_futs[b * B:(b + 1) * B] = futs
+        for c in range(B * B):
+            lo, hi = self.block_ptr[c], self.block_ptr[c + 1]
+            cell = (u[lo:hi], i[lo:hi], r[lo:hi])
+            sent += pickled_size(cell)
+            [self.cell_futs[c]] = self.client.scatter([cell], workers=[self._owner(c // B)], hash=False)
         return sent
 
     def _scatter_params(self, bu, bi, P, Q, first_stratum):
@@ -184,7 +182,9 @@ class DSGDTrainer:
 
     def _try_epoch(self, seed, strata, mu, bu, bi, P, Q, lr, reg, reg_bias):
         client, B = self.client, self.n_blocks
-        sent, self._pending_scatter = self._pending_scatter, 0
+        sent = 0
+        if self.cell_futs is None:
+            sent += self._scatter_cells()
         if self._user_futs is None:
             sent += self._scatter_params(bu, bi, P, Q, int(strata[0]))
         # the lists are updated in place: an old cell is freed as soon as its task has run
@@ -230,17 +230,22 @@ class DSGDTrainer:
         return sse, moved, gathered, sent
 
     def _recover(self):
-        """Rebuild the cells' order at the start of this epoch and scatter everything afresh."""
-        from ..kernels.mf import mf_shuffle_blocks
-        u, i, r = (a.copy() for a in self._cells0)
-        for seed in self._seeds:           # the in-place per-cell shuffles of the finished epochs
-            mf_shuffle_blocks(u, i, r, self.block_ptr, seed)
-        self._user_futs = self._item_futs = None      # params come from the client's checkpoint
-        self._pending_scatter = self._scatter_cells((u, i, r))
+        """Forget the state on the cluster: the next attempt scatters the cells (as they were at
+        the start of this epoch) and the parameters (the client's checkpoint) afresh."""
+        self.cell_futs = self._user_futs = self._item_futs = None
 
     def close(self):
         """Release every future held on the cluster."""
         self.cell_futs = self._user_futs = self._item_futs = None
+
+
+def alive_workers(client):
+    """Addresses of the workers, sorted; raises ``WorkerLostError`` if there are none."""
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    if not workers:
+        from ._setup import WorkerLostError
+        raise WorkerLostError("the Dask cluster has no workers; no model is returned")
+    return workers
 
 
 def _local_index(block, m):
@@ -281,18 +286,15 @@ def with_recovery(client, attempt, recover, max_retries, what, stats, n_workers)
 
 def _is_cluster_failure(exc):
     """Errors that mean lost workers or data, not a bug in the computation."""
-    from distributed import KilledWorker
-    try:
-        from distributed.client import FutureCancelledError
-    except ImportError:  # pragma: no cover - older distributed
-        FutureCancelledError = ()
-    import asyncio
     import concurrent.futures
-    kinds = (KilledWorker, asyncio.CancelledError, concurrent.futures.CancelledError, OSError,
-             TimeoutError)
-    if FutureCancelledError:
-        kinds = kinds + (FutureCancelledError,)
-    return isinstance(exc, kinds) or type(exc).__name__ in ("CommClosedError", "FutureCancelledError")
+
+    from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
+    if isinstance(exc, KeyError):    # a scatter to a worker that the scheduler has just removed
+        return str(exc.args[0] if exc.args else "").startswith(("tcp://", "tls://", "inproc://", "ucx://"))
+    # CommClosedError is an OSError
+    return isinstance(exc, (KilledWorker, FutureCancelledError, concurrent.futures.CancelledError, OSError,
+                            TimeoutError))
 
 
 def make_trainer(client, users, items, ratings, n_users, n_items, rng, n_blocks):
