@@ -11,7 +11,7 @@ import fastgrad  # noqa: E402
 from fastgrad import hlsm  # noqa: E402
 from fastgrad._threads import threads_for  # noqa: E402
 # the module-scoped 2-worker cluster fixture (one cluster per test module) and the worker killer
-from test_dask_mf import client, kill_worker_at, live  # noqa: E402,F401
+from test_dask_mf import client, dying_once, kill_worker_at, live  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +137,25 @@ def test_worker_killed_mid_fit_is_recovered(live, net):
         dist = fit_hlsm(live, net, 3.0, stats=stats, callback=kill_worker_at(live, 10), **kw)
     assert stats["recoveries"] >= 1
     assert dist.n_iter == local.n_iter
+    assert dist.objective == pytest.approx(local.objective, rel=1e-10)
+    np.testing.assert_allclose(dist.z, local.z, atol=1e-8)
+
+
+def test_worker_killed_inside_an_evaluation_is_recovered(live, net, tmp_path, monkeypatch):
+    """A likelihood task of iteration 6 kills its own worker: the evaluation is repeated."""
+    import os
+
+    from fastgrad.dask import _hlsm, fit_hlsm
+    flag = str(tmp_path / "kill")
+    monkeypatch.setattr(_hlsm, "_part_nll_grad", dying_once(_hlsm._part_nll_grad, flag))
+    kw = dict(random_state=0, max_iter=15)
+    stats = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastgrad.ConvergenceWarning)
+        local = hlsm.fit(net, 3.0, **kw)
+        dist = fit_hlsm(live, net, 3.0, stats=stats, callback=lambda it, st: it == 5 and open(flag, "w").close(),
+                        **kw)
+    assert not os.path.exists(flag) and stats["recoveries"] >= 1
     assert dist.objective == pytest.approx(local.objective, rel=1e-10)
     np.testing.assert_allclose(dist.z, local.z, atol=1e-8)
 

@@ -127,6 +127,31 @@ def kill_worker_at(client, epoch):
     return cb
 
 
+def dying_once(task, flag):
+    """``task``, except that the first call that finds the file ``flag`` deletes it and kills
+    its worker process (``os.remove`` is atomic: exactly one call dies)."""
+    def run(*args):
+        try:
+            os.remove(flag)
+        except FileNotFoundError:
+            return task(*args)
+        os._exit(1)
+    return run
+
+
+def test_worker_killed_inside_an_epoch_is_recovered_exactly(live, data, tmp_path, monkeypatch):
+    """A cell task of epoch 3 kills its own worker: the epoch is rerun from the checkpoint."""
+    from fastgrad.dask import _mf, fit_mf
+    flag = str(tmp_path / "kill")
+    monkeypatch.setattr(_mf, "_cell_task", dying_once(_mf._cell_task, flag))
+    local = mf.fit(*data, n_blocks=2, **KW)
+    stats = {}
+    dist = fit_mf(live, *data, n_blocks=2, stats=stats, **KW,
+                  callback=lambda ep, st: ep == 2 and open(flag, "w").close())
+    assert not os.path.exists(flag) and stats["recoveries"] >= 1
+    _assert_same_model(local, dist)
+
+
 def test_worker_killed_mid_fit_is_recovered_exactly(live, data):
     from fastgrad.dask import fit_mf
     local = mf.fit(*data, n_blocks=2, **KW)
