@@ -4,6 +4,7 @@
     python benchmarks/hlsm_scale.py memory [n [max_iter]]  # sparse-input fit at n (default 10000): time, peak RSS
     python benchmarks/hlsm_scale.py scale [n [max_iter]]   # the same at n (default 20000)
     python benchmarks/hlsm_scale.py cc [n [max_iter [controls]]]  # case-control fit (default 100 controls)
+    python benchmarks/hlsm_scale.py iters [n [max_iter]]   # iterations with/without per-node preconditioning
     python benchmarks/hlsm_scale.py all
 
 Pair evaluations are counted as K * n * (n - 1) per pass. Each timing is the best
@@ -116,6 +117,7 @@ def _fit_child(path, max_iter, tol, controls=0, seed=0):
     ``controls > 0``: case-control likelihood with that many controls per node
     and layer; the exact nll at the estimate is printed as well.
     """
+    import numba
     import scipy.sparse as sp
 
     from fastgrad import _hlsm_sparse, hlsm
@@ -124,13 +126,13 @@ def _fit_child(path, max_iter, tol, controls=0, seed=0):
     layers = [sp.load_npz(f"{path}.{k}.npz").tocsr() for k in range(K)]
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = layers[0].shape[0]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     Y = layers
     if controls:
         S = _hlsm_sparse.encode_sparse(layers)
         Y = _hlsm_sparse.case_control_layers(S, controls, random_state=seed)
     res = hlsm.fit(Y, lam=5.0, random_state=seed, max_iter=max_iter, tol=tol, sparse=True)
-    t_fit = time.perf_counter() - t0
+    t_fit, c_fit = time.perf_counter() - t0, time.process_time() - c0
     if controls:
         print(f"case-control with {controls} controls: exact nll at the estimate "
               f"{_hlsm_sparse.nll_sparse(S, res.z, res.alpha):.6g}", flush=True)
@@ -139,7 +141,11 @@ def _fit_child(path, max_iter, tol, controls=0, seed=0):
     print(f"RESULT n={n} K={K} ties={nnz} fit_s={t_fit:.1f} n_iter={res.n_iter} "
           f"converged={res.converged} s_per_iter={t_fit / max(res.n_iter, 1):.2f} "
           f"peak_rss_MiB={peak:.0f} rss_after_loading_MiB={rss_data:.0f} "
-          f"nll={res.nll:.6g} deviating={int(res.deviating.sum())}", flush=True)
+          f"nll={res.nll:.6g} objective={res.objective:.9g} deviating={int(res.deviating.sum())} "
+          f"last_rel_change={abs(res.history[-1] - res.history[-2]) / abs(res.history[-1]):.2e} "
+          f"rel_change_over_last_10={(res.history[-min(11, res.history.size)] - res.history[-1]) / abs(res.history[-1]):.2e} "
+          f"cpu_s={c_fit:.1f} cpu_s_per_iter_per_thread={c_fit / max(res.n_iter, 1) / numba.get_num_threads():.2f} "
+          f"threads={numba.get_num_threads()}", flush=True)
 
 
 def hlsm_sparse_simulate(n, K, density, seed):
@@ -177,6 +183,37 @@ def hlsm_sparse_simulate(n, K, density, seed):
         A = sp.coo_matrix((np.ones(i.size), (i, j)), shape=(n, n))
         layers.append((A + A.T).tocsr())
     return layers
+
+
+def bench_iters(n=1000, K=3, density=0.01, max_iter=3000, tol=1e-8):
+    """Iterations to the stopping rule with and without per-node preconditioning (same data, lam=5)."""
+    import warnings
+
+    from fastgrad import _hlsm_sparse, hlsm
+    S = _hlsm_sparse.encode_sparse(hlsm_sparse_simulate(n, K, density, 0))
+    print(f"\n== iterations of hlsm.fit, n={n}, K={K}, density={density}, lam=5, tol={tol}, max_iter={max_iter}")
+    print(f"   {_load()} (before)")
+    rows = []
+    old = hlsm.NODE_PRECONDITION
+    try:
+        for pre in (True, False):
+            hlsm.NODE_PRECONDITION = pre
+            c0, t0 = time.process_time(), time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = hlsm.fit(S, lam=5.0, random_state=0, max_iter=max_iter, tol=tol, sparse=True)
+            rows.append((pre, res, time.perf_counter() - t0, time.process_time() - c0))
+    finally:
+        hlsm.NODE_PRECONDITION = old
+    best = min(r.objective for _, r, _, _ in rows)
+    for pre, res, w, c in rows:
+        h = res.history
+        at = {k: h[min(k, h.size - 1)] - best for k in (100, 300, 1000)}
+        print(f"   preconditioned={pre!s:5s} n_iter={res.n_iter:5d} converged={res.converged!s:5s} wall={w:7.1f}s "
+              f"cpu={c:7.1f}s objective={res.objective:.10g}  gap after 100/300/1000 it: "
+              + " ".join(f"{v:.3g}" for v in at.values()))
+    print(f"   {_load()} (after)")
+    return rows
 
 
 def bench_fit(n, K=3, density=0.01, max_iter=200, tol=1e-6, controls=0):
@@ -218,5 +255,7 @@ if __name__ == "__main__":
         bench_fit(arg or 10_000, max_iter=iters)
     if what in ("scale", "all"):
         bench_fit(arg or 20_000, max_iter=iters)
+    if what == "iters":
+        bench_iters(arg or 1000, max_iter=iters if len(sys.argv) > 3 else 3000)
     if what == "cc":
         bench_fit(arg or 20_000, max_iter=iters, controls=int(sys.argv[4]) if len(sys.argv) > 4 else 100)
