@@ -2,7 +2,7 @@
 
     python benchmarks/hlsm_scale.py kernel            # nll+gradient pass vs NumPy, 1 and 2 threads
     python benchmarks/hlsm_scale.py memory [n [max_iter]]  # sparse-input fit at n (default 10000): time, peak RSS
-    python benchmarks/hlsm_scale.py scale [n [max_iter]]   # the same at n (default 20000)
+    python benchmarks/hlsm_scale.py scale [n [max_iter [tol [gtol|none]]]]   # the same at n (default 20000)
     python benchmarks/hlsm_scale.py cc [n [max_iter [controls]]]  # case-control fit (default 100 controls)
     python benchmarks/hlsm_scale.py iters [n [max_iter]]   # iterations with/without per-node preconditioning
     python benchmarks/hlsm_scale.py all
@@ -111,7 +111,7 @@ def bench_kernel(n=2000, K=4, d=2, repeat=7):
 
 # ----------------------------------------------------------------------------- size / memory
 
-def _fit_child(path, max_iter, tol, controls=0, seed=0):
+def _fit_child(path, max_iter, tol, controls=0, seed=0, gtol=1e-4):
     """Run in a subprocess: load the sparse layers saved at ``path``, fit, print figures.
 
     ``controls > 0``: case-control likelihood with that many controls per node
@@ -131,12 +131,15 @@ def _fit_child(path, max_iter, tol, controls=0, seed=0):
     if controls:
         S = _hlsm_sparse.encode_sparse(layers)
         Y = _hlsm_sparse.case_control_layers(S, controls, random_state=seed)
-    res = hlsm.fit(Y, lam=5.0, random_state=seed, max_iter=max_iter, tol=tol, sparse=True)
+    res = hlsm.fit(Y, lam=5.0, random_state=seed, max_iter=max_iter, tol=tol, gtol=gtol, sparse=True)
     t_fit, c_fit = time.perf_counter() - t0, time.process_time() - c0
     if controls:
         print(f"case-control with {controls} controls: exact nll at the estimate "
               f"{_hlsm_sparse.nll_sparse(S, res.z, res.alpha):.6g}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    step = max(1, res.history.size // 10)
+    print("HISTORY (iteration: objective) " + " ".join(f"{i}:{res.history[i]:.9g}"
+                                                      for i in range(0, res.history.size, step)), flush=True)
     nnz = sum(int(sp.triu(A, 1).nnz) for A in layers)
     print(f"RESULT n={n} K={K} ties={nnz} fit_s={t_fit:.1f} n_iter={res.n_iter} "
           f"converged={res.converged} s_per_iter={t_fit / max(res.n_iter, 1):.2f} "
@@ -216,11 +219,11 @@ def bench_iters(n=1000, K=3, density=0.01, max_iter=3000, tol=1e-8):
     return rows
 
 
-def bench_fit(n, K=3, density=0.01, max_iter=200, tol=1e-6, controls=0):
+def bench_fit(n, K=3, density=0.01, max_iter=200, tol=1e-6, controls=0, gtol=1e-4):
     import tempfile
 
     import scipy.sparse as sp
-    print(f"\n== sparse-input fit, n={n}, K={K}, density={density}, max_iter={max_iter}, tol={tol}"
+    print(f"\n== sparse-input fit, n={n}, K={K}, density={density}, max_iter={max_iter}, tol={tol}, gtol={gtol}"
           + (f", case-control with {controls} controls" if controls else ""))
     t0 = time.perf_counter()
     layers = hlsm_sparse_simulate(n, K, density, 0)
@@ -234,12 +237,12 @@ def bench_fit(n, K=3, density=0.01, max_iter=200, tol=1e-6, controls=0):
         print(f"   {_load()} (before)")
         cmd = [sys.executable, "-c",
                f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
-               f"import hlsm_scale; hlsm_scale._fit_child({path!r}, {max_iter}, {tol}, {controls})"]
+               f"import hlsm_scale; hlsm_scale._fit_child({path!r}, {max_iter}, {tol}, {controls}, 0, {gtol})"]
         t0 = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
     for line in (out.stdout + out.stderr).splitlines():
-        if line.startswith(("RESULT", "case-control")) or "Error" in line or "Warning" in line:
+        if line.startswith(("RESULT", "HISTORY", "case-control")) or "Error" in line or "Warning" in line:
             print("   " + line)
     print(f"   fit subprocess wall time {wall:.1f} s (incl. import and compilation); {_load()} (after)")
     return out.returncode
@@ -251,10 +254,16 @@ if __name__ == "__main__":
     iters = int(sys.argv[3]) if len(sys.argv) > 3 else 200
     if what in ("kernel", "all"):
         bench_kernel()
+    # memory / scale: optional tol and gtol ("none": stop on the relative objective change alone)
+    tols = {}
+    if what in ("memory", "scale") and len(sys.argv) > 4:
+        tols["tol"] = float(sys.argv[4])
+    if what in ("memory", "scale") and len(sys.argv) > 5:
+        tols["gtol"] = None if sys.argv[5] == "none" else float(sys.argv[5])
     if what in ("memory", "all"):
-        bench_fit(arg or 10_000, max_iter=iters)
+        bench_fit(arg or 10_000, max_iter=iters, **tols)
     if what in ("scale", "all"):
-        bench_fit(arg or 20_000, max_iter=iters)
+        bench_fit(arg or 20_000, max_iter=iters, **tols)
     if what == "iters":
         bench_iters(arg or 1000, max_iter=iters if len(sys.argv) > 3 else 3000)
     if what == "cc":

@@ -579,7 +579,18 @@ def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, g
     max_iter : int, default=5000
         Maximum proximal-gradient iterations.
     tol : float, default=1e-8
-        Relative objective change at which to stop (with ``gtol``).
+        Relative objective change at which to stop (with ``gtol``). The
+        solver works in per-node preconditioned coordinates (each node's
+        position and deviations scaled by its degree, see ``_node_scales``),
+        which cuts the iterations on large-diameter graphs several-fold; on
+        such graphs the last digits still come slowly. Measured at n=1000
+        (K=3, 1% density, lam=5): the per-iteration relative change first
+        falls below 1e-6 after 55 iterations, 0.8 nats above the optimum of
+        an objective of 5.2e4; below 1e-7 after 87 iterations, 0.28 nats above;
+        at n=2000 below 1e-7 after 123 iterations, 0.44 nats above an
+        objective of 1.7e5, while ``gtol=1e-4`` holds only after 1627. For
+        large networks ``tol=1e-7, gtol=None`` (stop on the objective change
+        alone) is therefore a sound, much cheaper choice.
     gtol : float, default=1e-4
         Relative size of the proximal gradient mapping at which to stop.
         With ``lam = 0`` the layers decouple and a node with very few ties in

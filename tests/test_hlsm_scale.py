@@ -3,17 +3,7 @@ import numpy as np
 import pytest
 
 from fastgrad import hlsm
-
-
-def _sparse_layers(Y):
-    """scipy.sparse layers of a dense (K, n, n) float array (NaN = missing, stored as NaN)."""
-    import scipy.sparse as sp
-    out = []
-    for k in range(Y.shape[0]):
-        A = np.where(np.isnan(Y[k]), 0.0, Y[k])
-        r, c = np.nonzero(np.isnan(Y[k]))
-        out.append(sp.csr_matrix(A) + sp.csr_matrix((np.full(r.size, np.nan), (r, c)), shape=A.shape))
-    return out
+from test_hlsm_fast import _sparse_layers  # tests/ is on sys.path (no __init__.py)
 
 
 def _kkt_residual(Y, res, lam, directed):
