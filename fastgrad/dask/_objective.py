@@ -185,7 +185,15 @@ def map_reduce(client, parts, func, *args, combine=tree_sum, fan_in=4, stats=Non
         sent = args
         bytes_out += _nbytes(args) * n_tasks
     try:
-        futs = [client.submit(_locked, func, part, *sent, pure=False) for part in parts]
+        # run each share where its partition lives; the restriction is loose so that a
+        # partition recomputed elsewhere after a worker loss is still found (with
+        # work stealing off, as in local_cluster, tasks then never move data)
+        holders = client.who_has(parts)
+        futs = []
+        for part in parts:
+            where = list(holders.get(part.key, ()))
+            pin = dict(workers=where, allow_other_workers=True) if where else {}
+            futs.append(client.submit(_locked, func, part, *sent, pure=False, **pin))
         while len(futs) > 1:
             futs = [client.submit(combine, *futs[i:i + fan_in], pure=False) if
                     len(futs[i:i + fan_in]) > 1 else futs[i]

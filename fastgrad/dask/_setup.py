@@ -135,7 +135,11 @@ def local_cluster(n_workers=2, *, numba_threads=None, memory_limit="auto", **kwa
 
     Worker processes with one Dask thread each, no dashboard, and
     ``NUMBA_NUM_THREADS = numba_threads`` (default ``max(1, cores // n_workers)``)
-    in every worker, so the workers' Numba pools share the cores.
+    in every worker, so the workers' Numba pools share the cores. The scheduler
+    runs with work stealing off, so that a task never copies a persisted data
+    partition to another worker (fastgrad submits each partition's task to the
+    worker holding it; on your own cluster set
+    ``distributed.scheduler.work-stealing: False`` for the same guarantee).
 
     Parameters
     ----------
@@ -154,4 +158,6 @@ def local_cluster(n_workers=2, *, numba_threads=None, memory_limit="auto", **kwa
     opts = dict(n_workers=n_workers, processes=True, threads_per_worker=1,
                 dashboard_address=None, memory_limit=memory_limit, env=env)
     opts.update(kwargs)
-    return LocalCluster(**opts)
+    import dask
+    with dask.config.set({"distributed.scheduler.work-stealing": False}):
+        return LocalCluster(**opts)
