@@ -11,7 +11,7 @@ import fastgrad  # noqa: E402
 from fastgrad import hlsm  # noqa: E402
 from fastgrad._threads import threads_for  # noqa: E402
 # the module-scoped 2-worker cluster fixture (one cluster per test module) and the worker killer
-from test_dask_mf import client, dying_once, kill_worker_at, live  # noqa: E402,F401
+from test_dask_mf import client, dying_once, fresh, kill_worker_at, live  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
@@ -127,21 +127,21 @@ def test_row_blocks_in_pieces_give_the_same_gradient(live, net, rng, monkeypatch
     ev.close()
 
 
-def test_worker_killed_mid_fit_is_recovered(live, net):
+def test_worker_killed_mid_fit_is_recovered(fresh, net):
     from fastgrad.dask import fit_hlsm
     kw = dict(random_state=0, max_iter=30)
     stats = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastgrad.ConvergenceWarning)
         local = hlsm.fit(net, 3.0, **kw)
-        dist = fit_hlsm(live, net, 3.0, stats=stats, callback=kill_worker_at(live, 10), **kw)
+        dist = fit_hlsm(fresh, net, 3.0, stats=stats, callback=kill_worker_at(fresh, 10), **kw)
     assert stats["recoveries"] >= 1
     assert dist.n_iter == local.n_iter
     assert dist.objective == pytest.approx(local.objective, rel=1e-10)
     np.testing.assert_allclose(dist.z, local.z, atol=1e-8)
 
 
-def test_worker_killed_inside_an_evaluation_is_recovered(live, net, tmp_path, monkeypatch):
+def test_worker_killed_inside_an_evaluation_is_recovered(fresh, net, tmp_path, monkeypatch):
     """A likelihood task of iteration 6 kills its own worker: the evaluation is repeated."""
     import os
 
@@ -153,17 +153,17 @@ def test_worker_killed_inside_an_evaluation_is_recovered(live, net, tmp_path, mo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastgrad.ConvergenceWarning)
         local = hlsm.fit(net, 3.0, **kw)
-        dist = fit_hlsm(live, net, 3.0, stats=stats, callback=lambda it, st: it == 5 and open(flag, "w").close(),
+        dist = fit_hlsm(fresh, net, 3.0, stats=stats, callback=lambda it, st: it == 5 and open(flag, "w").close(),
                         **kw)
     assert not os.path.exists(flag) and stats["recoveries"] >= 1
     assert dist.objective == pytest.approx(local.objective, rel=1e-10)
     np.testing.assert_allclose(dist.z, local.z, atol=1e-8)
 
 
-def test_worker_killed_without_retries_raises_clear_error(live, net):
+def test_worker_killed_without_retries_raises_clear_error(fresh, net):
     from fastgrad.dask import WorkerLostError, fit_hlsm
     with pytest.raises(WorkerLostError, match="no model is returned"):
-        fit_hlsm(live, net, 3.0, random_state=0, max_iter=30, max_retries=0, callback=kill_worker_at(live, 5))
+        fit_hlsm(fresh, net, 3.0, random_state=0, max_iter=30, max_retries=0, callback=kill_worker_at(fresh, 5))
 
 
 def test_bad_input(live, net):

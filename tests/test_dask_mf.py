@@ -24,6 +24,17 @@ def client():
 
 
 @pytest.fixture
+def fresh():
+    """A 2-worker cluster of its own, for a test that kills a worker: later tests never
+    depend on the killed worker's restart (seen to take over 60 s once in CI)."""
+    from distributed import Client, LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture
 def live(client):
     """The client, with both workers up (a previous test may have killed one)."""
     client.wait_for_workers(2, timeout=60)
@@ -139,32 +150,32 @@ def dying_once(task, flag):
     return run
 
 
-def test_worker_killed_inside_an_epoch_is_recovered_exactly(live, data, tmp_path, monkeypatch):
+def test_worker_killed_inside_an_epoch_is_recovered_exactly(fresh, data, tmp_path, monkeypatch):
     """A cell task of epoch 3 kills its own worker: the epoch is rerun from the checkpoint."""
     from fastgrad.dask import _mf, fit_mf
     flag = str(tmp_path / "kill")
     monkeypatch.setattr(_mf, "_cell_task", dying_once(_mf._cell_task, flag))
     local = mf.fit(*data, n_blocks=2, **KW)
     stats = {}
-    dist = fit_mf(live, *data, n_blocks=2, stats=stats, **KW,
+    dist = fit_mf(fresh, *data, n_blocks=2, stats=stats, **KW,
                   callback=lambda ep, st: ep == 2 and open(flag, "w").close())
     assert not os.path.exists(flag) and stats["recoveries"] >= 1
     _assert_same_model(local, dist)
 
 
-def test_worker_killed_mid_fit_is_recovered_exactly(live, data):
+def test_worker_killed_mid_fit_is_recovered_exactly(fresh, data):
     from fastgrad.dask import fit_mf
     local = mf.fit(*data, n_blocks=2, **KW)
     stats = {}
-    dist = fit_mf(live, *data, n_blocks=2, stats=stats, callback=kill_worker_at(live, 2), **KW)
+    dist = fit_mf(fresh, *data, n_blocks=2, stats=stats, callback=kill_worker_at(fresh, 2), **KW)
     assert stats["recoveries"] >= 1
     _assert_same_model(local, dist)
 
 
-def test_worker_killed_without_retries_raises_clear_error(live, data):
+def test_worker_killed_without_retries_raises_clear_error(fresh, data):
     from fastgrad.dask import WorkerLostError, fit_mf
     with pytest.raises(WorkerLostError, match="no model is returned"):
-        fit_mf(live, *data, n_blocks=2, max_retries=0, callback=kill_worker_at(live, 1), **KW)
+        fit_mf(fresh, *data, n_blocks=2, max_retries=0, callback=kill_worker_at(fresh, 1), **KW)
 
 
 def test_bad_input(live, data):
