@@ -629,7 +629,17 @@ class _Trainer:
         self.user_block = mf_partition(cu, B, rng.permutation(n_users))
         self.item_block = mf_partition(ci, B, rng.permutation(n_items))
         self.block_ptr, perm = mf_block_schedule(users, items, self.user_block, self.item_block, B)
-        self.users, self.items, self.ratings = users[perm], items[perm], ratings[perm]
+        # Epochs run on rows relabelled so that each block's rows are contiguous: with
+        # the blocks' rows interleaved, two threads kept writing to the same cache
+        # lines of bu/bi/P/Q (false sharing), which cost ~40% of an epoch on 2 threads.
+        # Relabelling rows does not change the arithmetic: results are bit-identical.
+        self.user_order = np.argsort(self.user_block, kind="stable")
+        self.item_order = np.argsort(self.item_block, kind="stable")
+        new_u = np.empty(n_users, dtype=users.dtype)
+        new_u[self.user_order] = np.arange(n_users, dtype=users.dtype)
+        new_i = np.empty(n_items, dtype=items.dtype)
+        new_i[self.item_order] = np.arange(n_items, dtype=items.dtype)
+        self.users, self.items, self.ratings = new_u[users[perm]], new_i[items[perm]], ratings[perm]
 
     def epoch(self, mu, bu, bi, P, Q, lr, reg, reg_bias):
         """Shuffle, then one SGD epoch; returns the running SSE."""
@@ -639,8 +649,13 @@ class _Trainer:
             mf_shuffle(self.users, self.items, self.ratings, seed)
             return mf_sgd_epoch(self.users, self.items, self.ratings, mu, bu, bi, P, Q, lr, reg, reg_bias)
         strata = self.rng.permutation(self.n_blocks)
-        return mf_sgd_epoch_blocked(self.users, self.items, self.ratings, self.block_ptr,
-                                    self.n_blocks, strata, seed, mu, bu, bi, P, Q, lr, reg, reg_bias)
+        uo, io = self.user_order, self.item_order
+        bu_r, bi_r, P_r, Q_r = bu[uo], bi[io], P[uo], Q[io]
+        sse = mf_sgd_epoch_blocked(self.users, self.items, self.ratings, self.block_ptr,
+                                   self.n_blocks, strata, seed, mu, bu_r, bi_r, P_r, Q_r,
+                                   lr, reg, reg_bias)
+        bu[uo], bi[io], P[uo], Q[io] = bu_r, bi_r, P_r, Q_r
+        return sse
 
 
 class _EpochProgress:
