@@ -8,16 +8,9 @@ pytest.importorskip("dask.array")
 pytest.importorskip("distributed")
 
 import dask.array as da  # noqa: E402
-from distributed import Client  # noqa: E402
 
 import fastgrad.dask as fd  # noqa: E402
 from fastgrad import glm  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def client():
-    with fd.local_cluster(2, numba_threads=1) as cluster, Client(cluster) as c:
-        yield c
 
 
 def _data(n=2500, p=8, logistic=False, seed=0):

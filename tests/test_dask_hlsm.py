@@ -10,8 +10,8 @@ pytest.importorskip("distributed")
 import fastgrad  # noqa: E402
 from fastgrad import hlsm  # noqa: E402
 from fastgrad._threads import threads_for  # noqa: E402
-# the module-scoped 2-worker cluster fixture (one cluster per test module) and the worker killer
-from test_dask_mf import client, dying_once, fresh, kill_worker_at, live  # noqa: E402,F401
+# the worker killers (the cluster fixtures are in conftest.py)
+from test_dask_mf import dying_once, kill_worker_at  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -15,33 +15,6 @@ KW = dict(n_factors=6, n_epochs=4, random_state=3)
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    with Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
-@pytest.fixture
-def fresh():
-    """A 2-worker cluster of its own, for a test that kills a worker: later tests never
-    depend on the killed worker's restart (seen to take over 60 s once in CI)."""
-    from distributed import Client, LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    with Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
-@pytest.fixture
-def live(client):
-    """The client, with both workers up (a previous test may have killed one)."""
-    client.wait_for_workers(2, timeout=60)
-    return client
-
-
-@pytest.fixture(scope="module")
 def data():
     u, i, r, _ = mf.simulate(n_users=150, n_items=100, n_ratings=6000, n_factors=3, noise=0.3,
                              random_state=0)

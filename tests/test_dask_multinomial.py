@@ -8,16 +8,9 @@ pytest.importorskip("dask.array")
 pytest.importorskip("distributed")
 
 import dask.array as da  # noqa: E402
-from distributed import Client  # noqa: E402
 
 import fastgrad.dask as fd  # noqa: E402
 from fastgrad import multinomial  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def client():
-    with fd.local_cluster(2, numba_threads=1) as cluster, Client(cluster) as c:
-        yield c
 
 
 def _data(n=3000, p=5, K=4, seed=0):
