@@ -464,11 +464,14 @@ class MFModel:
             hist = []
             with _numba_threads(n_threads):
                 trainer = _Trainer(uu, ii, r, self.n_users, self.n_items, rng, n_threads)
+                frame = _Frame(trainer)
+                params = (self.user_bias, self.item_bias, self.P, self.Q)
+                work = frame.gather(*params)
                 for _ in range(n_epochs):
-                    sse = trainer.epoch(self.mu, self.user_bias, self.item_bias, self.P, self.Q,
-                                        lr, reg, reg_bias)
+                    sse = trainer.epoch(self.mu, *work, lr, reg, reg_bias)
                     _check_diverged(sse, len(hist) + 1, lr)
                     hist.append(math.sqrt(sse / r.shape[0]))
+                frame.scatter(work, *params)
             self.partial_history = np.asarray(hist)
             return self
         user_free = np.arange(self.n_users) >= nu0
@@ -611,7 +614,14 @@ class _Trainer:
 
     ``n_blocks=None`` picks :func:`default_n_blocks`; with ``n_threads == 1`` and no
     explicit ``n_blocks`` the serial kernel is used (global shuffle each epoch).
+
+    The block-stratified path works on RELABELLED rows (see :class:`_Frame`): working
+    user row ``w`` is original user ``user_order[w]`` (``user_new`` is the inverse),
+    likewise for items, so :meth:`epoch` takes ``bu, bi, P, Q`` in that frame. The
+    serial path uses the original rows (``user_order is None``).
     """
+
+    user_order = item_order = user_new = item_new = None
 
     def __init__(self, users, items, ratings, n_users, n_items, rng, n_threads, n_blocks=None):
         from .kernels.mf import mf_block_schedule, mf_partition
@@ -635,27 +645,71 @@ class _Trainer:
         # Relabelling rows does not change the arithmetic: results are bit-identical.
         self.user_order = np.argsort(self.user_block, kind="stable")
         self.item_order = np.argsort(self.item_block, kind="stable")
-        new_u = np.empty(n_users, dtype=users.dtype)
+        self.user_new = new_u = np.empty(n_users, dtype=users.dtype)
         new_u[self.user_order] = np.arange(n_users, dtype=users.dtype)
-        new_i = np.empty(n_items, dtype=items.dtype)
+        self.item_new = new_i = np.empty(n_items, dtype=items.dtype)
         new_i[self.item_order] = np.arange(n_items, dtype=items.dtype)
         self.users, self.items, self.ratings = new_u[users[perm]], new_i[items[perm]], ratings[perm]
 
     def epoch(self, mu, bu, bi, P, Q, lr, reg, reg_bias):
-        """Shuffle, then one SGD epoch; returns the running SSE."""
+        """Shuffle, then one SGD epoch on ``bu, bi, P, Q`` (in the trainer's row frame, updated
+        in place); returns the running SSE."""
         from .kernels.mf import mf_sgd_epoch, mf_sgd_epoch_blocked, mf_shuffle
         seed = int(self.rng.integers(_SEED_HIGH))
         if self.serial:
             mf_shuffle(self.users, self.items, self.ratings, seed)
             return mf_sgd_epoch(self.users, self.items, self.ratings, mu, bu, bi, P, Q, lr, reg, reg_bias)
         strata = self.rng.permutation(self.n_blocks)
-        uo, io = self.user_order, self.item_order
-        bu_r, bi_r, P_r, Q_r = bu[uo], bi[io], P[uo], Q[io]
-        sse = mf_sgd_epoch_blocked(self.users, self.items, self.ratings, self.block_ptr,
-                                   self.n_blocks, strata, seed, mu, bu_r, bi_r, P_r, Q_r,
-                                   lr, reg, reg_bias)
-        bu[uo], bi[io], P[uo], Q[io] = bu_r, bi_r, P_r, Q_r
-        return sse
+        return mf_sgd_epoch_blocked(self.users, self.items, self.ratings, self.block_ptr,
+                                    self.n_blocks, strata, seed, mu, bu, bi, P, Q, lr, reg, reg_bias)
+
+
+class _Frame:
+    """The row frame a trainer's epochs work in, and the moves between it and the model's.
+
+    A trainer with ``user_order``/``item_order`` (working row ``w`` holds original row
+    ``order[w]``) works on relabelled copies of the parameters: they are gathered once
+    (:meth:`gather`) and written back (:meth:`scatter`) only when something outside
+    needs them in the original frame. Without them (serial, Dask) the frame is the
+    identity and the model's own arrays are used directly.
+    """
+
+    def __init__(self, trainer):
+        self.uo = getattr(trainer, "user_order", None)
+        self.io = getattr(trainer, "item_order", None)
+        self.un = getattr(trainer, "user_new", None)
+        self.in_ = getattr(trainer, "item_new", None)
+        self.identity = self.uo is None
+
+    def gather(self, bu, bi, P, Q, out=None):
+        """Parameters in the working frame (new arrays, or ``out`` refilled)."""
+        if self.identity:
+            return bu, bi, P, Q
+        if out is None:
+            return bu[self.uo], bi[self.io], P[self.uo], Q[self.io]
+        for src, rows, dst in zip((bu, bi, P, Q), (self.uo, self.io, self.uo, self.io), out):
+            np.take(src, rows, axis=0, out=dst)
+        return out
+
+    def scatter(self, work, bu, bi, P, Q):
+        """Write the working-frame parameters ``work`` back into ``bu, bi, P, Q``."""
+        if not self.identity:
+            bu[self.uo], bi[self.io], P[self.uo], Q[self.io] = work
+
+    def rows(self, users, items):
+        """Working-frame rows of original user/item rows (``-1``, unknown, kept)."""
+        if self.identity:
+            return users, items
+        return (np.where(users >= 0, self.un[np.maximum(users, 0)], -1),
+                np.where(items >= 0, self.in_[np.maximum(items, 0)], -1))
+
+    def penalty(self, work, cu, ci, reg, reg_bias):
+        """:func:`mf_penalty` of the working-frame parameters, summed in original row order
+        (equal, bit for bit, to the penalty of the scattered parameters)."""
+        from .kernels.mf import mf_penalty
+        if self.identity:
+            return mf_penalty(*work, cu, ci, reg, reg_bias)
+        return mf_penalty(*work, cu, ci, reg, reg_bias, self.un, self.in_)
 
 
 class _EpochProgress:
@@ -854,21 +908,28 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
             from .dask._mf import make_trainer
             trainer = make_trainer(client, uu, ii, r, nu, ni, rng, n_blocks)
         params["n_blocks"] = trainer.n_blocks
+        # epochs, metrics and snapshots all run in the trainer's row frame: the parameters
+        # are gathered once here and scattered back only for callbacks and at the end
+        frame = _Frame(trainer)
+        work = frame.gather(bu, bi, P, Q)
+        uu_w, ii_w = frame.rows(uu, ii)
+        if val is not None:
+            val = frame.rows(val[0], val[1]) + (val[2],)
         for ep in range(n_epochs):
             lr_e = float(lr_decay(ep, lr)) if callable(lr_decay) else lr * lr_decay ** ep
             if not (math.isfinite(lr_e) and lr_e > 0):
                 raise ValueError(f"lr_decay gave an invalid learning rate {lr_e!r} at epoch {ep}")
-            sse = trainer.epoch(mu, bu, bi, P, Q, lr_e, reg, reg_bias)
+            sse = trainer.epoch(mu, *work, lr_e, reg, reg_bias)
             _check_diverged(sse, ep + 1, lr_e)
             if train_metrics == "exact":
-                sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf)
-            obj = (sse + _penalty(model, cu, ci)) / n
+                sse, _ = mf_error_sums(uu_w, ii_w, r, mu, *work, -np.inf, np.inf)
+            obj = (sse + frame.penalty(work, cu, ci, reg, reg_bias)) / n
             history.append(obj)
             train_rmse.append(math.sqrt(sse / n))
             lrs.append(lr_e)
             vr_e = None
             if val is not None:
-                vsse, _ = mf_error_sums(val[0], val[1], val[2], mu, bu, bi, P, Q, lo, hi)
+                vsse, _ = mf_error_sums(val[0], val[1], val[2], mu, *work, lo, hi)
                 vr_e = math.sqrt(vsse / val[2].shape[0])
                 val_rmse.append(vr_e)
             progress.update(ep + 1, train_rmse[-1], vr_e)
@@ -877,13 +938,16 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
                 if metric < best - tol:
                     best, best_epoch, stale = metric, ep + 1, 0
                     if restore_best:
-                        best_state = (bu.copy(), bi.copy(), P.copy(), Q.copy())
+                        best_state = tuple(x.copy() for x in work)
                 else:
                     stale += 1
             if callback is not None:
+                frame.scatter(work, bu, bi, P, Q)
                 state = dict(mu=mu, user_bias=bu, item_bias=bi, P=P, Q=Q, lr=lr_e,
                              train_rmse=train_rmse[-1], val_rmse=vr_e, objective=obj)
-                if callback(ep + 1, state):
+                stop = callback(ep + 1, state)
+                frame.gather(bu, bi, P, Q, out=work)      # the callback may have changed them
+                if stop:
                     break
             if early_stopping and stale >= patience:
                 stopped_early = True
@@ -892,7 +956,8 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     n_iter = len(history)
     model.best_epoch = n_iter
     if early_stopping and restore_best and best_state is not None and best_epoch < n_iter:
-        bu[:], bi[:], P[:], Q[:] = best_state
+        for x, saved in zip(work, best_state):
+            x[:] = saved
         model.best_epoch = best_epoch
     if early_stopping:
         converged = stopped_early
@@ -901,8 +966,9 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
                           "increase n_epochs or loosen tol", ConvergenceWarning, stacklevel=2)
     else:
         converged = n_iter >= 2 and abs(history[-2] - history[-1]) <= tol * max(1.0, abs(history[-2]))
-    sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf)
-    model.objective = (sse + _penalty(model, cu, ci)) / n
+    sse, _ = mf_error_sums(uu_w, ii_w, r, mu, *work, -np.inf, np.inf)
+    model.objective = (sse + frame.penalty(work, cu, ci, reg, reg_bias)) / n
+    frame.scatter(work, bu, bi, P, Q)
     model.n_iter = n_iter
     model.converged = bool(converged)
     model.history = np.asarray(history, dtype=np.float64)

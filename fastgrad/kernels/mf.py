@@ -534,8 +534,25 @@ def mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi):
     return sse, sae
 
 
+@njit(cache=True, inline="always", fastmath=_FASTMATH)
+def _penalty_side(total, X, b, cnt, rows, reg, reg_bias):
+    """``total + sum_r cnt[r] (reg ||X[w]||^2 + reg_bias b[w]^2)``, ``w = rows[r]`` (``r`` if
+    ``rows`` is empty), added in the order ``r = 0, 1, ...``."""
+    for r in range(cnt.shape[0]):
+        c = cnt[r]
+        if c == 0:
+            continue
+        w = r if rows.shape[0] == 0 else rows[r]
+        sq = 0.0
+        for f in range(X.shape[1]):
+            sq += X[w, f] * X[w, f]
+        total += c * (reg * sq + reg_bias * b[w] * b[w])
+    return total
+
+
 @njit(cache=True, fastmath=_FASTMATH)
-def mf_penalty(bu, bi, P, Q, user_counts, item_counts, reg, reg_bias):
+def mf_penalty(bu, bi, P, Q, user_counts, item_counts, reg, reg_bias, user_rows=None,
+               item_rows=None):
     """Penalty part of the summed per-rating losses.
 
     ``sum_u n_u (reg ||P[u]||^2 + reg_bias bu[u]^2) + sum_i m_i (reg ||Q[i]||^2 + reg_bias bi[i]^2)``
@@ -550,18 +567,18 @@ def mf_penalty(bu, bi, P, Q, user_counts, item_counts, reg, reg_bias):
         Ratings per row.
     reg, reg_bias : float
         Penalties.
+    user_rows, item_rows : int arrays, shapes (n_users,), (n_items,), optional
+        Parameters stored with relabelled rows: user ``u`` (count
+        ``user_counts[u]``) lives in row ``user_rows[u]`` of ``bu``/``P``, item
+        ``i`` in row ``item_rows[i]``. The terms are still added in the order
+        ``u = 0, 1, ...``, so the sum equals that of the un-relabelled arrays
+        bit for bit.
     """
-    total = 0.0
-    for side in range(2):
-        X = P if side == 0 else Q
-        b = bu if side == 0 else bi
-        cnt = user_counts if side == 0 else item_counts
-        for r in range(X.shape[0]):
-            c = cnt[r]
-            if c == 0:
-                continue
-            sq = 0.0
-            for f in range(X.shape[1]):
-                sq += X[r, f] * X[r, f]
-            total += c * (reg * sq + reg_bias * b[r] * b[r])
-    return total
+    empty = np.empty(0, dtype=np.int64)
+    if user_rows is None:
+        total = _penalty_side(0.0, P, bu, user_counts, empty, reg, reg_bias)
+    else:
+        total = _penalty_side(0.0, P, bu, user_counts, user_rows, reg, reg_bias)
+    if item_rows is None:
+        return _penalty_side(total, Q, bi, item_counts, empty, reg, reg_bias)
+    return _penalty_side(total, Q, bi, item_counts, item_rows, reg, reg_bias)
