@@ -428,7 +428,8 @@ class MFModel:
         random_state : None, int or numpy.random.Generator
             Seeds the new rows and the shuffles.
         n_threads : int, optional
-            Threads for ``update="all"`` (fold-in runs serially).
+            Threads for ``update="all"`` and for drawing the new rows (fold-in SGD runs
+            serially). The result does not depend on it with ``update="new"``.
 
         Returns
         -------
@@ -445,6 +446,7 @@ class MFModel:
             n_epochs, "n_epochs", kind="int", lo=1)
         lr = self.params["lr"] if lr is None else check_scalar(lr, "lr", lo=0.0, lo_open=True)
         rng = check_random_state(random_state)
+        n_threads = _resolve_threads(n_threads)
         nu0, ni0 = self.n_users, self.n_items
         self._users, uu = self._users.extend(u)
         self._items, ii = self._items.extend(i)
@@ -452,15 +454,15 @@ class MFModel:
         std, k = self.params["init_std"], self.n_factors
         dtype = self.P.dtype
         new_u, new_i = len(self._users) - nu0, len(self._items) - ni0
-        self.P = np.ascontiguousarray(np.vstack([self.P, rng.normal(0, std, (new_u, k))]), dtype)
-        self.Q = np.ascontiguousarray(np.vstack([self.Q, rng.normal(0, std, (new_i, k))]), dtype)
+        P_new, Q_new = _init_factors(int(rng.integers(_SEED_HIGH)), new_u, new_i, k, std, n_threads)
+        self.P = np.ascontiguousarray(np.vstack([self.P, P_new]), dtype)
+        self.Q = np.ascontiguousarray(np.vstack([self.Q, Q_new]), dtype)
         self.user_bias = np.concatenate([self.user_bias, np.zeros(new_u, dtype)])
         self.item_bias = np.concatenate([self.item_bias, np.zeros(new_i, dtype)])
         reg, reg_bias = self.params["reg"], self.params["reg_bias"]
         uu = uu.astype(np.int32)
         ii = ii.astype(np.int32)
         if update == "all":
-            n_threads = _resolve_threads(n_threads)
             hist = []
             with _numba_threads(n_threads):
                 trainer = _Trainer(uu, ii, r, self.n_users, self.n_items, rng, n_threads)
@@ -563,6 +565,19 @@ def _penalty(model, cu, ci):
     from .kernels.mf import mf_penalty
     return mf_penalty(model.user_bias, model.item_bias, model.P, model.Q, cu, ci,
                       model.params["reg"], model.params["reg_bias"])
+
+
+def _init_factors(seed, n_users, n_items, n_factors, std, n_threads):
+    """Initial ``P, Q``: independent ``N(0, std^2)`` entries drawn in parallel from ``seed``
+    (:func:`~fastgrad.kernels.mf.mf_normal_rows`; user rows are streams ``0..n_users-1``, item
+    rows the next ones), the same for any thread count."""
+    from .kernels.mf import mf_normal_rows
+    P = np.empty((n_users, n_factors))
+    Q = np.empty((n_items, n_factors))
+    with _numba_threads(n_threads):
+        mf_normal_rows(P, seed, 0, 0.0, std)
+        mf_normal_rows(Q, seed, n_users, 0.0, std)
+    return P, Q
 
 
 def _check_diverged(sse, epoch, lr):
@@ -778,7 +793,8 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     reg_bias : float, default=0.02
         Penalty on ``bu^2 + bi^2`` in every rating's loss (>= 0).
     init_std : float, default=0.1
-        Factors start as ``N(0, init_std)``; biases start at 0.
+        Factors start as independent ``N(0, init_std^2)`` draws (drawn in parallel
+        from ``random_state``, the same for any thread count); biases start at 0.
     random_state : None, int or numpy.random.Generator
         Seeds the initialisation, the block partition and the shuffles. A fixed
         value reproduces a fit exactly for a given ``n_blocks`` (and so for a
@@ -875,8 +891,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     rng = check_random_state(random_state)
 
     mu = float(r.mean())
-    P = rng.normal(0.0, init_std, (nu, n_factors))
-    Q = rng.normal(0.0, init_std, (ni, n_factors))
+    P, Q = _init_factors(int(rng.integers(_SEED_HIGH)), nu, ni, n_factors, init_std, n_threads)
     bu = np.zeros(nu)
     bi = np.zeros(ni)
     params = dict(n_factors=n_factors, n_epochs=n_epochs, lr=lr, reg=reg, reg_bias=reg_bias,

@@ -6,10 +6,10 @@ from numba import njit
 
 import fastgrad
 from fastgrad import mf
-from fastgrad.kernels import (mf_block_schedule, mf_error_sums, mf_partition, mf_penalty, mf_predict,
-                              mf_rating_loss_grad, mf_sgd_epoch, mf_sgd_epoch_blocked,
-                              mf_sgd_epoch_masked, mf_sgd_step, mf_shuffle, mf_shuffle_blocks,
-                              mf_stratum_blocks)
+from fastgrad.kernels import (mf_block_schedule, mf_error_sums, mf_normal_rows, mf_partition,
+                              mf_penalty, mf_predict, mf_rating_loss_grad, mf_sgd_epoch,
+                              mf_sgd_epoch_blocked, mf_sgd_epoch_masked, mf_sgd_step, mf_shuffle,
+                              mf_shuffle_blocks, mf_stratum_blocks)
 
 MAX_THREADS = numba.config.NUMBA_NUM_THREADS
 
@@ -194,6 +194,39 @@ def test_shuffle_is_a_seeded_permutation(rng):
     np.testing.assert_array_equal(a, a2)
 
 
+def test_normal_rows_are_standard_normal_and_thread_independent():
+    stats = pytest.importorskip("scipy.stats")
+    out = np.empty((4000, 250))
+    mf_normal_rows(out, 2024, 0, 0.0, 1.0)
+    z = out.ravel()
+    n = z.size
+    # moments within 4 standard errors, and the whole distribution by Kolmogorov-Smirnov
+    assert abs(z.mean()) < 4 / np.sqrt(n) and abs(z.std() - 1) < 4 / np.sqrt(2 * n)
+    assert abs(stats.skew(z)) < 4 * np.sqrt(6 / n) and abs(stats.kurtosis(z)) < 4 * np.sqrt(24 / n)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    # tail beyond the ziggurat's base (r = 3.654) and far tail, against the normal's
+    for t in (3.6541528853610088, 4.2):
+        expected = n * 2 * stats.norm.sf(t)
+        assert abs(np.sum(np.abs(z) > t) - expected) < 5 * np.sqrt(expected)
+    # rows are independent of each other (neighbouring rows are not correlated)
+    assert abs(np.corrcoef(out[:-1].ravel(), out[1:].ravel())[0, 1]) < 4 / np.sqrt(n)
+    # N(mean, std^2); same numbers for any thread count; rows can be drawn in pieces
+    a = np.empty((37, 9))
+    mf_normal_rows(a, 7, 0, 0.5, 0.1)
+    piece = np.empty((20, 9))
+    mf_normal_rows(piece, 7, 10, 0.5, 0.1)
+    np.testing.assert_array_equal(piece, a[10:30])
+    with mf._numba_threads(1):
+        b = np.empty((37, 9))
+        mf_normal_rows(b, 7, 0, 0.5, 0.1)
+    np.testing.assert_array_equal(a, b)
+    c = np.empty((37, 9))
+    mf_normal_rows(c, 8, 0, 0.5, 0.1)
+    assert not np.array_equal(a, c)
+    mf_normal_rows(c, 8, 0, 0.5, 0.0)
+    assert np.all(c == 0.5)
+
+
 def test_predict_and_error_kernels_against_numpy(rng):
     bu, bi, P, Q = _params(rng)
     users = np.array([0, 6, -1, 2, -1, 4])
@@ -345,6 +378,114 @@ def test_parallel_and_serial_paths_agree(sim):
     assert serial.params["n_blocks"] == 1 and parallel.params["n_blocks"] == 4
     assert abs(serial.val_rmse[-1] - parallel.val_rmse[-1]) < 0.005
     assert not np.array_equal(serial.P, parallel.P)       # really two different paths
+
+
+def _reference_fit(u, i, r, *, n_blocks, random_state, n_epochs, lr=0.005, lr_decay=1.0,
+                   n_factors=8, reg=0.02, reg_bias=0.02, init_std=0.1, validation=None,
+                   scale=(-np.inf, np.inf), modify=None):
+    """The SGD schedule of mf.fit driven from Python in the ORIGINAL row frame (no relabelling,
+    no working copies), with fit's documented order of random draws: the init seed, then
+    (B > 1) the user and item tie-break permutations, then per epoch the shuffle seed and
+    (B > 1) the stratum order. ``modify(epoch, bu, bi, P, Q)`` changes the parameters in place
+    after an epoch (what a callback may do). Returns the parameters after every epoch."""
+    gen = np.random.default_rng(random_state)
+    uu = np.unique(u, return_inverse=True)[1].astype(np.int32)
+    ii = np.unique(i, return_inverse=True)[1].astype(np.int32)
+    nu, ni, n, B = uu.max() + 1, ii.max() + 1, r.size, n_blocks
+    seed = int(gen.integers(2**63 - 1))
+    P, Q = np.empty((nu, n_factors)), np.empty((ni, n_factors))
+    mf_normal_rows(P, seed, 0, 0.0, init_std)
+    mf_normal_rows(Q, seed, nu, 0.0, init_std)
+    bu, bi, mu = np.zeros(nu), np.zeros(ni), r.mean()
+    cu, ci = np.bincount(uu, minlength=nu), np.bincount(ii, minlength=ni)
+    if B > 1:
+        ub = mf_partition(cu, B, gen.permutation(nu))
+        ib = mf_partition(ci, B, gen.permutation(ni))
+        ptr, perm = mf_block_schedule(uu, ii, ub, ib, B)
+        du, di, dr = uu[perm], ii[perm], r[perm]
+    else:
+        du, di, dr = uu.copy(), ii.copy(), r.copy()
+    out = dict(history=[], train_rmse=[], val_rmse=[], params=[])
+    for ep in range(n_epochs):
+        lr_e = lr * lr_decay ** ep
+        seed = int(gen.integers(2**63 - 1))
+        if B > 1:
+            sse = mf_sgd_epoch_blocked(du, di, dr, ptr, B, gen.permutation(B), seed, mu, bu, bi, P, Q,
+                                       lr_e, reg, reg_bias)
+        else:
+            mf_shuffle(du, di, dr, seed)
+            sse = mf_sgd_epoch(du, di, dr, mu, bu, bi, P, Q, lr_e, reg, reg_bias)
+        out["history"].append((sse + mf_penalty(bu, bi, P, Q, cu, ci, reg, reg_bias)) / n)
+        out["train_rmse"].append(np.sqrt(sse / n))
+        if validation is not None:
+            vu, vi, vr = validation
+            vsse, _ = mf_error_sums(vu, vi, vr, mu, bu, bi, P, Q, *scale)
+            out["val_rmse"].append(np.sqrt(vsse / vr.size))
+        if modify is not None:
+            modify(ep + 1, bu, bi, P, Q)
+        out["params"].append([x.copy() for x in (bu, bi, P, Q)])
+    sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf)
+    out["objective"] = (sse + mf_penalty(bu, bi, P, Q, cu, ci, reg, reg_bias)) / n
+    return out
+
+
+def _assert_fit_equals_reference(m, ref, n_iter):
+    for got, want in zip((m.user_bias, m.item_bias, m.P, m.Q), ref["params"][n_iter - 1]):
+        np.testing.assert_array_equal(got, want)
+    for key in ("history", "train_rmse", "val_rmse"):
+        np.testing.assert_array_equal(getattr(m, key), np.asarray(ref[key][:m.n_iter]), err_msg=key)
+
+
+@pytest.mark.parametrize("n_blocks, n_threads", [(1, 1), (3, 2), (8, 2), (4, 1)])
+def test_fit_is_bitwise_the_reference_schedule(sim, n_blocks, n_threads):
+    """mf.fit (relabelled working frame, metrics computed there) == the plain schedule, bit for bit."""
+    u, i, r, test, _ = sim
+    n_threads = min(n_threads, MAX_THREADS)
+    tr = ~test
+    vu, vi, vr = u[test], i[test], r[test]
+    kw = dict(n_blocks=n_blocks, random_state=7, n_epochs=5, lr=0.01, lr_decay=0.8)
+    m = mf.fit(u[tr], i[tr], r[tr], n_threads=n_threads, validation=(vu, vi, vr), rating_scale=(1, 5),
+               n_factors=8, **kw)
+    # simulate's ids are 0..m-1, all present in the training part: rows are the ids themselves
+    assert np.array_equal(m.user_ids, np.arange(m.n_users)) and np.array_equal(m.item_ids, np.arange(m.n_items))
+    ref = _reference_fit(u[tr], i[tr], r[tr], validation=(m.user_index(vu), m.item_index(vi), vr),
+                         scale=(1.0, 5.0), **kw)
+    _assert_fit_equals_reference(m, ref, 5)
+    assert m.objective == ref["objective"]
+
+
+def test_fit_callback_changes_and_early_stopping_restore_as_reference(sim):
+    u, i, r, test, _ = sim
+    tr = ~test
+    kw = dict(n_blocks=4, random_state=3, n_epochs=6, lr=0.02, n_factors=8)
+
+    def modify(ep, bu, bi, P, Q):          # a callback that edits the parameters in place
+        if ep == 2:
+            P[5] = 0.0
+            bi[:3] += 0.25
+
+    seen = []
+
+    def callback(ep, state):
+        seen.append(state["P"].copy())
+        modify(ep, state["user_bias"], state["item_bias"], state["P"], state["Q"])
+
+    m = mf.fit(u[tr], i[tr], r[tr], n_threads=min(2, MAX_THREADS), callback=callback, **kw)
+    ref = _reference_fit(u[tr], i[tr], r[tr], modify=modify, **kw)
+    _assert_fit_equals_reference(m, ref, 6)
+    # the callback saw the parameters in the original frame, before its own change
+    np.testing.assert_array_equal(seen[0], ref["params"][0][2])
+    assert np.any(seen[1][5] != 0)
+    # early stopping with restore_best: the parameters of the best epoch, in the original frame
+    vu, vi, vr = u[test], i[test], r[test]
+    kw = dict(n_blocks=3, random_state=0, n_epochs=40, lr=0.03, reg=0.0, reg_bias=0.0, n_factors=30)
+    m = mf.fit(u[tr], i[tr], r[tr], n_threads=min(2, MAX_THREADS), validation=(vu, vi, vr),
+               early_stopping=True, patience=2, **kw)
+    assert m.converged and m.best_epoch < m.n_iter < 40
+    ref = _reference_fit(u[tr], i[tr], r[tr], validation=(vu, vi, vr), **kw)
+    for got, want in zip((m.user_bias, m.item_bias, m.P, m.Q), ref["params"][m.best_epoch - 1]):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(m.val_rmse, ref["val_rmse"][:m.n_iter])
 
 
 def test_same_seed_same_threads_identical_fit(sim):

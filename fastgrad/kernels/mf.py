@@ -36,8 +36,11 @@ of threads.
 
 Shuffling uses a counter-based SplitMix64 stream (:func:`mf_shuffle`,
 :func:`mf_shuffle_blocks`), so it is reproducible from a seed inside parallel
-code.
+code; so do the initial factors (:func:`mf_normal_rows`: a ziggurat sampler fed
+by one SplitMix64 stream per row).
 """
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -45,6 +48,7 @@ __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
     "mf_sgd_epoch_blocked", "mf_partition", "mf_block_schedule", "mf_stratum_blocks",
     "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums", "mf_penalty",
+    "mf_normal_rows",
 ]
 
 _FASTMATH = {"contract", "reassoc"}   # FMA + vectorised dot products; no nnan/ninf
@@ -55,6 +59,9 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
+_S8 = np.uint64(8)
+_LOW8 = np.uint64(0xFF)
+_ONE = np.uint64(1)
 _INV53 = 1.0 / 9007199254740992.0     # 2**-53
 _N_CHUNKS = 64                        # fixed reduction chunks: thread-count independent
 
@@ -87,6 +94,84 @@ def _shuffle_range(users, items, ratings, start, stop, seed):
             tr = ratings[k]
             ratings[k] = ratings[j]
             ratings[j] = tr
+
+
+def _ziggurat_tables(n_layers=256, r=3.6541528853610088):
+    """Layer edges ``x`` and ``f(x) = exp(-x^2 / 2)`` of the normal ziggurat (Marsaglia & Tsang 2000).
+
+    Layer ``i >= 1`` is the box ``[0, x[i]] x [f(x[i]), f(x[i+1])]``; layer 0 is the
+    base box ``[0, r] x [0, f(r)]`` plus the tail beyond ``r``, drawn as a box of
+    width ``x[0] = v / f(r)``. All ``n_layers`` have the same area ``v``.
+    """
+    f = lambda t: math.exp(-0.5 * t * t)                       # noqa: E731
+    v = r * f(r) + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
+    x = np.empty(n_layers + 1)
+    x[0], x[1], x[n_layers] = v / f(r), r, 0.0
+    for k in range(1, n_layers - 1):
+        x[k + 1] = math.sqrt(-2.0 * math.log(f(x[k]) + v / x[k]))
+    return x, np.exp(-0.5 * x * x)
+
+
+_ZIG_X, _ZIG_F = _ziggurat_tables()
+_ZIG_R = float(_ZIG_X[1])
+
+
+@njit(cache=True, inline="always")
+def _std_normal(state):
+    """A standard normal draw from a SplitMix64 stream; returns ``(new_state, z)``.
+
+    Ziggurat with 256 layers: one 64-bit draw gives the layer (8 bits), the sign
+    (1 bit) and a 53-bit uniform; about 99% of draws are accepted at once.
+    """
+    while True:
+        state, bits = _splitmix64(state)
+        k = int(bits & _LOW8)
+        neg = ((bits >> _S8) & _ONE) == _ONE
+        x = ((bits >> _S11) * _INV53) * _ZIG_X[k]
+        if x < _ZIG_X[k + 1]:
+            break                                   # inside the box: under the curve
+        if k == 0:                                  # tail beyond r (Marsaglia 1964)
+            while True:
+                state, b1 = _splitmix64(state)
+                state, b2 = _splitmix64(state)
+                a = -math.log(((b1 >> _S11) + _ONE) * _INV53) / _ZIG_R
+                y = -math.log(((b2 >> _S11) + _ONE) * _INV53)
+                if 2.0 * y > a * a:
+                    break
+            x = _ZIG_R + a
+            break
+        state, b = _splitmix64(state)
+        y = _ZIG_F[k] + ((b >> _S11) * _INV53) * (_ZIG_F[k + 1] - _ZIG_F[k])
+        if y < math.exp(-0.5 * x * x):
+            break                                   # in the wedge, under the curve
+    return state, -x if neg else x
+
+
+@njit(cache=True, parallel=True)
+def mf_normal_rows(out, seed, row0, mean, std):
+    """Fill ``out`` with independent ``N(mean, std^2)`` draws, row by row, in parallel.
+
+    Row ``r`` is drawn from its own SplitMix64 stream, derived from
+    ``(seed, row0 + r)``, so the result depends on the seed and the row numbers
+    only -- never on the number of threads -- and the rows of one matrix can be
+    drawn in pieces (``row0`` = index of the first row).
+
+    Parameters
+    ----------
+    out : float array, shape (m, k)
+        Output, overwritten.
+    seed : int or uint64
+        Seed.
+    row0 : int
+        Stream number of ``out``'s first row.
+    mean, std : float
+        Mean and standard deviation.
+    """
+    for r in prange(out.shape[0]):
+        state = _cell_seed(seed, row0 + r)
+        for f in range(out.shape[1]):
+            state, z = _std_normal(state)
+            out[r, f] = mean + std * z
 
 
 @njit(cache=True)
