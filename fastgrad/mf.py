@@ -638,8 +638,9 @@ class _Trainer:
 
     user_order = item_order = user_new = item_new = None
 
-    def __init__(self, users, items, ratings, n_users, n_items, rng, n_threads, n_blocks=None):
-        from .kernels.mf import mf_block_schedule, mf_partition
+    def __init__(self, users, items, ratings, n_users, n_items, rng, n_threads, n_blocks=None,
+                 counts=None):
+        from .kernels.mf import mf_block_layout, mf_partition
         self.rng = rng
         self.n_threads = n_threads
         if n_blocks is None:
@@ -649,22 +650,17 @@ class _Trainer:
         if self.serial:       # private copies: epochs shuffle them in place
             self.users, self.items, self.ratings = users.copy(), items.copy(), ratings.copy()
             return
-        cu = np.bincount(users, minlength=n_users)
-        ci = np.bincount(items, minlength=n_items)
-        self.user_block = mf_partition(cu, B, rng.permutation(n_users))
-        self.item_block = mf_partition(ci, B, rng.permutation(n_items))
-        self.block_ptr, perm = mf_block_schedule(users, items, self.user_block, self.item_block, B)
+        if counts is None:
+            counts = np.bincount(users, minlength=n_users), np.bincount(items, minlength=n_items)
+        self.user_block = mf_partition(counts[0], B, rng.permutation(n_users))
+        self.item_block = mf_partition(counts[1], B, rng.permutation(n_items))
         # Epochs run on rows relabelled so that each block's rows are contiguous: with
         # the blocks' rows interleaved, two threads kept writing to the same cache
         # lines of bu/bi/P/Q (false sharing), which cost ~40% of an epoch on 2 threads.
         # Relabelling rows does not change the arithmetic: results are bit-identical.
-        self.user_order = np.argsort(self.user_block, kind="stable")
-        self.item_order = np.argsort(self.item_block, kind="stable")
-        self.user_new = new_u = np.empty(n_users, dtype=users.dtype)
-        new_u[self.user_order] = np.arange(n_users, dtype=users.dtype)
-        self.item_new = new_i = np.empty(n_items, dtype=items.dtype)
-        new_i[self.item_order] = np.arange(n_items, dtype=items.dtype)
-        self.users, self.items, self.ratings = new_u[users[perm]], new_i[items[perm]], ratings[perm]
+        (self.block_ptr, self.users, self.items, self.ratings, self.user_order, self.item_order,
+         self.user_new, self.item_new) = mf_block_layout(users, items, ratings, self.user_block,
+                                                         self.item_block, B)
 
     def epoch(self, mu, bu, bi, P, Q, lr, reg, reg_bias):
         """Shuffle, then one SGD epoch on ``bu, bi, P, Q`` (in the trainer's row frame, updated
@@ -918,7 +914,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     stopped_early = False
     with _numba_threads(n_threads), contextlib.closing(progress):
         if client is None:
-            trainer = _Trainer(uu, ii, r, nu, ni, rng, n_threads, n_blocks)
+            trainer = _Trainer(uu, ii, r, nu, ni, rng, n_threads, n_blocks, counts=(cu, ci))
         else:
             from .dask._mf import make_trainer
             trainer = make_trainer(client, uu, ii, r, nu, ni, rng, n_blocks)
@@ -927,7 +923,8 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         # are gathered once here and scattered back only for callbacks and at the end
         frame = _Frame(trainer)
         work = frame.gather(bu, bi, P, Q)
-        uu_w, ii_w = frame.rows(uu, ii)
+        if train_metrics == "exact":
+            uu_w, ii_w = frame.rows(uu, ii)
         if val is not None:
             val = frame.rows(val[0], val[1]) + (val[2],)
         for ep in range(n_epochs):
@@ -981,9 +978,9 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
                           "increase n_epochs or loosen tol", ConvergenceWarning, stacklevel=2)
     else:
         converged = n_iter >= 2 and abs(history[-2] - history[-1]) <= tol * max(1.0, abs(history[-2]))
-    sse, _ = mf_error_sums(uu_w, ii_w, r, mu, *work, -np.inf, np.inf)
-    model.objective = (sse + frame.penalty(work, cu, ci, reg, reg_bias)) / n
     frame.scatter(work, bu, bi, P, Q)
+    sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf)
+    model.objective = (sse + _penalty(model, cu, ci)) / n
     model.n_iter = n_iter
     model.converged = bool(converged)
     model.history = np.asarray(history, dtype=np.float64)

@@ -6,7 +6,7 @@ from numba import njit
 
 import fastgrad
 from fastgrad import mf
-from fastgrad.kernels import (mf_block_schedule, mf_error_sums, mf_normal_rows, mf_partition,
+from fastgrad.kernels import (mf_block_layout, mf_block_schedule, mf_error_sums, mf_normal_rows, mf_partition,
                               mf_penalty, mf_predict, mf_rating_loss_grad, mf_sgd_epoch,
                               mf_sgd_epoch_blocked, mf_sgd_epoch_masked, mf_sgd_step, mf_shuffle,
                               mf_shuffle_blocks, mf_stratum_blocks)
@@ -178,6 +178,25 @@ def test_schedule_strata_never_share_rows(rng, B):
     for c in range(B * B):
         sl = slice(ptr[c], ptr[c + 1])
         assert sorted(rr[sl]) == sorted(perm[sl].astype(float))
+
+
+@pytest.mark.parametrize("B", [2, 3, 8])
+def test_block_layout_is_schedule_on_relabelled_rows(rng, B):
+    """mf_block_layout == mf_block_schedule's grouping + rows relabelled by a stable sort of blocks."""
+    nu, ni, n = 50, 70, 900
+    users, items, r = _small_data(rng, nu, ni, n)
+    users, items = users.astype(np.int32), items.astype(np.int32)
+    ub = mf_partition(np.bincount(users, minlength=nu), B, rng.permutation(nu))
+    ib = mf_partition(np.bincount(items, minlength=ni), B, rng.permutation(ni))
+    ptr, perm = mf_block_schedule(users, items, ub, ib, B)
+    uo, io = np.argsort(ub, kind="stable"), np.argsort(ib, kind="stable")
+    new_u, new_i = np.argsort(uo), np.argsort(io)
+    got = mf_block_layout(users, items, r, ub, ib, B)
+    want = (ptr, new_u[users[perm]], new_i[items[perm]], r[perm], uo, io, new_u, new_i)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    # every block's rows are contiguous in the working frame
+    assert np.all(np.diff(ub[got[4]]) >= 0) and np.all(np.diff(ib[got[5]]) >= 0)
 
 
 def test_shuffle_is_a_seeded_permutation(rng):

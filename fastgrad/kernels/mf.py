@@ -48,7 +48,7 @@ __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
     "mf_sgd_epoch_blocked", "mf_partition", "mf_block_schedule", "mf_stratum_blocks",
     "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums", "mf_penalty",
-    "mf_normal_rows",
+    "mf_normal_rows", "mf_block_layout",
 ]
 
 _FASTMATH = {"contract", "reassoc"}   # FMA + vectorised dot products; no nnan/ninf
@@ -548,6 +548,86 @@ def mf_block_schedule(users, items, user_block, item_block, n_blocks):
         perm[fill[c]] = t
         fill[c] += 1
     return ptr, perm
+
+
+@njit(cache=True)
+def _order_by_block(block, n_blocks):
+    """Rows sorted by block, stable (``np.argsort(block, kind="stable")``), and its inverse."""
+    m = block.shape[0]
+    start = np.zeros(n_blocks + 1, dtype=np.int64)
+    for r in range(m):
+        start[block[r] + 1] += 1
+    for b in range(n_blocks):
+        start[b + 1] += start[b]
+    order = np.empty(m, dtype=np.int64)
+    new = np.empty(m, dtype=np.int32)
+    for r in range(m):
+        w = start[block[r]]
+        start[block[r]] = w + 1
+        order[w] = r
+        new[r] = w
+    return order, new
+
+
+@njit(cache=True)
+def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
+    """Ratings grouped by cell, on rows relabelled so that every block's rows are contiguous.
+
+    The same grouping as :func:`mf_block_schedule` (a stable counting sort by cell
+    ``user_block[u] * B + item_block[i]``), done in one pass that also relabels the
+    rows: working user row ``w`` is original user ``user_order[w]``, where
+    ``user_order`` lists the users block by block, in increasing order within a
+    block (likewise for items). Runs of the blocked kernel on the relabelled
+    triples and parameters ``P[user_order]``, ... give the same numbers as on the
+    original ones, while the threads write to disjoint memory ranges.
+
+    Parameters
+    ----------
+    users, items : int arrays, shape (n,)
+        Row indices of each rating.
+    ratings : float array, shape (n,)
+        Ratings.
+    user_block, item_block : int arrays, shapes (n_users,), (n_items,)
+        Block of every user row / item row (see :func:`mf_partition`).
+    n_blocks : int
+        ``B``.
+
+    Returns
+    -------
+    block_ptr : int64 array, shape (B * B + 1,)
+        Cell boundaries.
+    users_out, items_out : int32 arrays, shape (n,)
+        Relabelled rows of the ratings, grouped by cell.
+    ratings_out : float array, shape (n,)
+        Ratings in the same order.
+    user_order, item_order : int64 arrays, shapes (n_users,), (n_items,)
+        Original row of every working row.
+    user_new, item_new : int32 arrays, shapes (n_users,), (n_items,)
+        Working row of every original row (inverse permutations).
+    """
+    n = users.shape[0]
+    nc = n_blocks * n_blocks
+    user_order, user_new = _order_by_block(user_block, n_blocks)
+    item_order, item_new = _order_by_block(item_block, n_blocks)
+    ptr = np.zeros(nc + 1, dtype=np.int64)
+    for t in range(n):
+        ptr[user_block[users[t]] * n_blocks + item_block[items[t]] + 1] += 1
+    for c in range(nc):
+        ptr[c + 1] += ptr[c]
+    fill = ptr[:-1].copy()
+    users_out = np.empty(n, dtype=np.int32)
+    items_out = np.empty(n, dtype=np.int32)
+    ratings_out = np.empty_like(ratings)
+    for t in range(n):
+        u = users[t]
+        i = items[t]
+        c = user_block[u] * n_blocks + item_block[i]
+        k = fill[c]
+        fill[c] = k + 1
+        users_out[k] = user_new[u]
+        items_out[k] = item_new[i]
+        ratings_out[k] = ratings[t]
+    return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
 
 
 # ----------------------------------------------------------------------------- predict
