@@ -3,8 +3,8 @@ import numba
 import numpy as np
 
 from fastgrad import mf
-from fastgrad.kernels import (mf_block_schedule, mf_error_sums, mf_partition, mf_sgd_epoch,
-                              mf_sgd_epoch_blocked, mf_shuffle, mf_shuffle_blocks)
+from fastgrad.kernels import (mf_block_layout, mf_error_sums, mf_normal_rows, mf_partition,
+                              mf_sgd_epoch, mf_sgd_epoch_blocked, mf_shuffle, mf_shuffle_blocks)
 
 
 def _data(n_ratings=100_000, n_users=943, n_items=1682, seed=0):
@@ -33,12 +33,15 @@ class MFEpoch(_ThreadsParam):
         self.P = rng.normal(0, 0.1, (nu, k))
         self.Q = rng.normal(0, 0.1, (ni, k))
         self.bu, self.bi = np.zeros(nu), np.zeros(ni)
+        self.P_init, self.Q_init = np.empty_like(self.P), np.empty_like(self.Q)
         self.mu = float(self.r.mean())
         self.B = mf.default_n_blocks(n_threads)
         ub = mf_partition(np.bincount(self.u, minlength=nu), self.B, rng.permutation(nu))
         ib = mf_partition(np.bincount(self.i, minlength=ni), self.B, rng.permutation(ni))
-        self.ptr, perm = mf_block_schedule(self.u, self.i, ub, ib, self.B)
-        self.ub, self.ib, self.rb = self.u[perm], self.i[perm], self.r[perm]
+        # as mf.fit: cells on rows relabelled block by block, parameters in that frame
+        self.ptr, self.ub, self.ib, self.rb, uo, io, _, _ = mf_block_layout(self.u, self.i, self.r, ub, ib,
+                                                                           self.B)
+        self.bu_b, self.bi_b, self.P_b, self.Q_b = self.bu[uo], self.bi[io], self.P[uo], self.Q[io]
         self.strata = np.arange(self.B)
         numba.set_num_threads(n_threads)
         self.n_threads = n_threads
@@ -46,6 +49,7 @@ class MFEpoch(_ThreadsParam):
         mf_shuffle(self.u, self.i, self.r, 0)
         mf_shuffle_blocks(self.ub, self.ib, self.rb, self.ptr, 0)
         self.time_epoch(n_threads)
+        self.time_init_factors(n_threads)
         mf_error_sums(self.u, self.i, self.r, self.mu, self.bu, self.bi, self.P, self.Q, 1.0, 5.0)
 
     def teardown(self, n_threads):
@@ -57,7 +61,11 @@ class MFEpoch(_ThreadsParam):
                          0.005, 0.02, 0.02)
         else:
             mf_sgd_epoch_blocked(self.ub, self.ib, self.rb, self.ptr, self.B, self.strata, -1, self.mu,
-                                 self.bu, self.bi, self.P, self.Q, 0.005, 0.02, 0.02)
+                                 self.bu_b, self.bi_b, self.P_b, self.Q_b, 0.005, 0.02, 0.02)
+
+    def time_init_factors(self, n_threads):
+        mf_normal_rows(self.P_init, 0, 0, 0.0, 0.1)
+        mf_normal_rows(self.Q_init, 0, self.P_init.shape[0], 0.0, 0.1)
 
     def time_rmse(self, n_threads):
         mf_error_sums(self.u, self.i, self.r, self.mu, self.bu, self.bi, self.P, self.Q, 1.0, 5.0)
@@ -74,6 +82,10 @@ class MFFit(_ThreadsParam):
 
     def time_fit(self, n_threads):
         mf.fit(self.u, self.i, self.r, n_epochs=5, n_threads=n_threads, random_state=0)
+
+    def time_fit_fixed_cost(self, n_threads):
+        """A fit without epochs: id mapping, initialisation, schedule, final objective."""
+        mf.fit(self.u, self.i, self.r, n_epochs=0, n_threads=n_threads, random_state=0)
 
     def time_predict(self, n_threads):
         self.model.predict(self.u, self.i)

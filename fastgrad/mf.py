@@ -882,6 +882,8 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     user_index, uu = _IdIndex.build(u)
     item_index, ii = _IdIndex.build(i)
     nu, ni = len(user_index), len(item_index)
+    cu = np.bincount(uu, minlength=nu)          # ratings per row (on the int64 codes: no cast)
+    ci = np.bincount(ii, minlength=ni)
     uu = uu.astype(np.int32)
     ii = ii.astype(np.int32)
     rng = check_random_state(random_state)
@@ -906,8 +908,6 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
             raise ValueError("validation must not be empty")
         val = (user_index.lookup(vu), item_index.lookup(vi), vr)
 
-    cu = np.bincount(uu, minlength=nu)
-    ci = np.bincount(ii, minlength=ni)
     progress = _EpochProgress(verbose, n_epochs)
     history, train_rmse, val_rmse, lrs = [], [], [], []
     best, best_epoch, stale, best_state = np.inf, 0, 0, None

@@ -78,12 +78,19 @@ def _splitmix64(state):
 
 
 @njit(cache=True, inline="always")
+def _u53(bits):
+    """Uniform in [0, 1) from the top 53 of 64 random bits (exact; converted as a signed int,
+    which is cheaper than from unsigned)."""
+    return np.int64(bits >> _S11) * _INV53
+
+
+@njit(cache=True, inline="always")
 def _shuffle_range(users, items, ratings, start, stop, seed):
     """Fisher-Yates shuffle of the triples in ``[start, stop)`` from ``seed``."""
     state = np.uint64(seed)
     for k in range(stop - 1, start, -1):
         state, x = _splitmix64(state)
-        j = start + int((x >> _S11) * _INV53 * (k - start + 1))
+        j = start + int(_u53(x) * (k - start + 1))
         if j != k:
             tu = users[k]
             users[k] = users[j]
@@ -127,21 +134,21 @@ def _std_normal(state):
         state, bits = _splitmix64(state)
         k = int(bits & _LOW8)
         neg = ((bits >> _S8) & _ONE) == _ONE
-        x = ((bits >> _S11) * _INV53) * _ZIG_X[k]
+        x = _u53(bits) * _ZIG_X[k]
         if x < _ZIG_X[k + 1]:
             break                                   # inside the box: under the curve
         if k == 0:                                  # tail beyond r (Marsaglia 1964)
             while True:
                 state, b1 = _splitmix64(state)
                 state, b2 = _splitmix64(state)
-                a = -math.log(((b1 >> _S11) + _ONE) * _INV53) / _ZIG_R
-                y = -math.log(((b2 >> _S11) + _ONE) * _INV53)
+                a = -math.log(1.0 - _u53(b1)) / _ZIG_R
+                y = -math.log(1.0 - _u53(b2))
                 if 2.0 * y > a * a:
                     break
             x = _ZIG_R + a
             break
         state, b = _splitmix64(state)
-        y = _ZIG_F[k] + ((b >> _S11) * _INV53) * (_ZIG_F[k + 1] - _ZIG_F[k])
+        y = _ZIG_F[k] + _u53(b) * (_ZIG_F[k + 1] - _ZIG_F[k])
         if y < math.exp(-0.5 * x * x):
             break                                   # in the wedge, under the curve
     return state, -x if neg else x
