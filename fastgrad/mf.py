@@ -15,7 +15,10 @@ With more than one thread, epochs follow a block-stratified schedule (DSGD /
 FPSG): users and items are split into ``B`` blocks each and the ``B`` blocks of
 one stratum -- pairwise disjoint in users and items -- run in parallel, so no
 two threads ever update the same row. A fixed ``random_state`` and ``n_blocks``
-(by default ``n_threads``) reproduce a fit exactly.
+(by default ``4 * n_threads``) reproduce a fit exactly. The epochs work on a copy
+of the parameters whose rows are relabelled block by block (so the threads write
+to disjoint memory); it is made once per fit and copied back at the end (and
+around every callback).
 
 Examples
 --------
@@ -830,7 +833,10 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     callback : callable, optional
         ``callback(epoch, state) -> bool``; ``state`` is a dict with ``mu,
         user_bias, item_bias, P, Q, lr, train_rmse, val_rmse, objective``.
-        Returning True stops training.
+        Returning True stops training. Changes the callback makes to the arrays
+        in place are kept (local fits). With a callback the parameters are
+        copied out of and back into the epochs' working frame after every epoch
+        (about 2 x 2 MB for MovieLens-100k with 100 factors).
     client : distributed.Client, optional
         Run the epochs by distributed stratified SGD on the client's workers
         (:func:`fastgrad.dask.fit_mf`); ``n_blocks`` then defaults to the number

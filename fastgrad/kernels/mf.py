@@ -518,6 +518,23 @@ def mf_partition(counts, n_blocks, order):
     return block
 
 
+@njit(cache=True, inline="always")
+def _cells(users, items, user_block, item_block, n_blocks):
+    """Cell ``user_block[u] * B + item_block[i]`` of every rating, and the cells' start
+    offsets in a grouping by cell (``ptr``, shape ``(B * B + 1,)``)."""
+    n = users.shape[0]
+    nc = n_blocks * n_blocks
+    ptr = np.zeros(nc + 1, dtype=np.int64)
+    cell = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        c = user_block[users[t]] * n_blocks + item_block[items[t]]
+        cell[t] = c
+        ptr[c + 1] += 1
+    for c in range(nc):
+        ptr[c + 1] += ptr[c]
+    return ptr, cell
+
+
 @njit(cache=True)
 def mf_block_schedule(users, items, user_block, item_block, n_blocks):
     """Group ratings by cell ``user_block[u] * B + item_block[i]`` (stable counting sort).
@@ -539,15 +556,7 @@ def mf_block_schedule(users, items, user_block, item_block, n_blocks):
         Rating indices grouped by cell, in their original relative order.
     """
     n = users.shape[0]
-    nc = n_blocks * n_blocks
-    ptr = np.zeros(nc + 1, dtype=np.int64)
-    cell = np.empty(n, dtype=np.int64)
-    for t in range(n):
-        c = user_block[users[t]] * n_blocks + item_block[items[t]]
-        cell[t] = c
-        ptr[c + 1] += 1
-    for c in range(nc):
-        ptr[c + 1] += ptr[c]
+    ptr, cell = _cells(users, items, user_block, item_block, n_blocks)
     fill = ptr[:-1].copy()
     perm = np.empty(n, dtype=np.int64)
     for t in range(n):
@@ -613,26 +622,19 @@ def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
         Working row of every original row (inverse permutations).
     """
     n = users.shape[0]
-    nc = n_blocks * n_blocks
     user_order, user_new = _order_by_block(user_block, n_blocks)
     item_order, item_new = _order_by_block(item_block, n_blocks)
-    ptr = np.zeros(nc + 1, dtype=np.int64)
-    for t in range(n):
-        ptr[user_block[users[t]] * n_blocks + item_block[items[t]] + 1] += 1
-    for c in range(nc):
-        ptr[c + 1] += ptr[c]
+    ptr, cell = _cells(users, items, user_block, item_block, n_blocks)
     fill = ptr[:-1].copy()
     users_out = np.empty(n, dtype=np.int32)
     items_out = np.empty(n, dtype=np.int32)
     ratings_out = np.empty_like(ratings)
     for t in range(n):
-        u = users[t]
-        i = items[t]
-        c = user_block[u] * n_blocks + item_block[i]
+        c = cell[t]
         k = fill[c]
         fill[c] = k + 1
-        users_out[k] = user_new[u]
-        items_out[k] = item_new[i]
+        users_out[k] = user_new[users[t]]
+        items_out[k] = item_new[items[t]]
         ratings_out[k] = ratings[t]
     return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
 
