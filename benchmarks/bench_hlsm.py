@@ -2,7 +2,7 @@
 import numpy as np
 
 from fastgrad import hlsm
-from fastgrad.kernels import hlsm_nll, hlsm_nll_grad
+from fastgrad.kernels import hlsm_nll, hlsm_nll_grad, hlsm_nll_grad_fast, hlsm_nll_grad_fast32
 
 
 class KernelNllGrad:
@@ -29,6 +29,27 @@ class KernelNllGrad:
 
     def time_nll(self, n, directed):
         hlsm_nll(self.Y, self.z, self.alpha, self.directed)
+
+
+class KernelFastNllGrad:
+    """The tiled fast kernels, float64 and float32 (n = 2000, K = 4, d = 2: the issue's benchmark shape)."""
+    params = [[1000, 2000], ["float64", "float32"]]
+    param_names = ["n", "precision"]
+    timeout = 120
+
+    def setup(self, n, precision):
+        K = 4
+        Y, truth = hlsm.simulate(n, K, random_state=0)
+        self.Y = hlsm.encode_layers(Y)
+        self.z = np.ascontiguousarray(truth.z)
+        self.alpha = truth.alpha.copy()
+        self.gz = np.empty_like(self.z)
+        self.ga = np.empty(K)
+        self.kernel = hlsm_nll_grad_fast32 if precision == "float32" else hlsm_nll_grad_fast
+        self.kernel(self.Y, self.Y, self.z, self.alpha, False, self.gz, self.ga)  # compile outside the timing
+
+    def time_nll_grad(self, n, precision):
+        self.kernel(self.Y, self.Y, self.z, self.alpha, False, self.gz, self.ga)
 
 
 class Fit:

@@ -1,6 +1,6 @@
 """HLSM at the machine's limit and at scale (a plain script, run by hand; not an asv suite).
 
-    python benchmarks/hlsm_scale.py kernel            # nll+gradient pass vs NumPy, 1 and 2 threads
+    python benchmarks/hlsm_scale.py kernel            # nll+gradient pass vs NumPy, float64/32, 1 and 2 threads
     python benchmarks/hlsm_scale.py memory [n [max_iter]]  # sparse-input fit at n (default 10000): time, peak RSS
     python benchmarks/hlsm_scale.py scale [n [max_iter [tol [gtol|none]]]]   # the same at n (default 20000)
     python benchmarks/hlsm_scale.py cc [n [max_iter [controls]]]  # case-control fit (default 100 controls)
@@ -65,47 +65,65 @@ def bench_kernel(n=2000, K=4, d=2, repeat=7):
     import numba
 
     from fastgrad import hlsm
-    from fastgrad.kernels.hlsm import hlsm_nll, hlsm_nll_fast, hlsm_nll_grad, hlsm_nll_grad_fast
+    from fastgrad.kernels.hlsm import (hlsm_nll, hlsm_nll_fast, hlsm_nll_fast32, hlsm_nll_grad, hlsm_nll_grad_fast,
+                                       hlsm_nll_grad_fast32)
     Y, truth = hlsm.simulate(n, K, dim=d, random_state=0)
     Yenc = hlsm.encode_layers(Y)
     del Y
     z = np.ascontiguousarray(truth.z)
     a = truth.alpha.copy()
     g, ga = np.empty_like(z), np.empty(K)
+    g32, ga32 = np.empty_like(z), np.empty(K)
+    dummy = np.zeros((1, 1, 1), dtype=np.int8)
     hlsm_nll_grad_fast(Yenc, Yenc, z, a, False, g, ga)  # compile
+    hlsm_nll_grad_fast32(Yenc, Yenc, z, a, False, g32, ga32)
+    hlsm_nll_grad_fast32(dummy, dummy, z, a, False, g32, ga32, False)
     hlsm_nll_grad(Yenc, Yenc, z, a, False, g, ga)
     hlsm_nll_fast(Yenc, z, a, False)
+    hlsm_nll_fast32(Yenc, z, a, False)
     hlsm_nll(Yenc, z, a, False)
     f_np, g_np, _ = numpy_nll_grad(Yenc, z, a)
     f_fast = hlsm_nll_grad_fast(Yenc, Yenc, z, a, False, g, ga)
+    f_32 = hlsm_nll_grad_fast32(Yenc, Yenc, z, a, False, g32, ga32)
     pairs = K * n * (n - 1)
     print(f"\n== nll+gradient pass, n={n}, K={K}, d={d}, undirected ({pairs:.3g} pair evaluations/pass)")
     print(f"   {_load()}")
     print(f"   fast vs NumPy: |dnll|/nll = {abs(f_fast - f_np) / abs(f_np):.1e}, "
           f"max|dgrad|/max|grad| = {np.abs(g - g_np).max() / np.abs(g_np).max():.1e}")
-    t_np, c_np = _best(lambda: numpy_nll_grad(Yenc, z, a), 3)
+    print(f"   float32 vs NumPy: |dnll|/nll = {abs(f_32 - f_np) / abs(f_np):.1e}, "
+          f"max|dgrad|/max|grad| = {np.abs(g32 - g_np).max() / np.abs(g_np).max():.1e}")
     old = numba.get_num_threads()
     rows = []
+    t_np, c_np = _best(lambda: numpy_nll_grad(Yenc, z, a), 3)
     try:
         for th in (1, 2):
             if th > numba.config.NUMBA_NUM_THREADS:
                 continue
             numba.set_num_threads(th)
             for name, fn in (
-                    ("nll+grad fast", lambda: hlsm_nll_grad_fast(Yenc, Yenc, z, a, False, g, ga)),
+                    ("nll+grad fast f64", lambda: hlsm_nll_grad_fast(Yenc, Yenc, z, a, False, g, ga)),
+                    ("nll+grad fast f32", lambda: hlsm_nll_grad_fast32(Yenc, Yenc, z, a, False, g32, ga32)),
+                    ("non-tie pass f32", lambda: hlsm_nll_grad_fast32(dummy, dummy, z, a, False, g32, ga32, False)),
                     ("nll+grad reference", lambda: hlsm_nll_grad(Yenc, Yenc, z, a, False, g, ga)),
-                    ("nll only fast", lambda: hlsm_nll_fast(Yenc, z, a, False)),
+                    ("nll only fast f64", lambda: hlsm_nll_fast(Yenc, z, a, False)),
+                    ("nll only fast f32", lambda: hlsm_nll_fast32(Yenc, z, a, False)),
                     ("nll only reference", lambda: hlsm_nll(Yenc, z, a, False))):
                 w, c = _best(fn, repeat)
                 rows.append((th, name, w, c))
     finally:
         numba.set_num_threads(old)
-    print(f"   NumPy (1 thread, vectorised): {t_np * 1e3:9.1f} ms  {pairs / t_np:10.3g} pairs/s")
+    t_np2, c_np2 = _best(lambda: numpy_nll_grad(Yenc, z, a), 3)  # NumPy again: load may have changed
+    if t_np2 < t_np:
+        t_np, c_np = t_np2, c_np2
+    print(f"   {_load()} (after the runs)")
+    print(f"   NumPy (1 thread, vectorised): {t_np * 1e3:9.1f} ms  {pairs / t_np:10.3g} pairs/s "
+          f"(best of 6, before and after)")
     print(f"   {'threads':>7s} {'pass':<20s} {'ms':>9s} {'pairs/s':>10s} {'x NumPy':>8s} "
-          f"{'cpu-normalised pairs/s':>23s}")
+          f"{'cpu-normalised pairs/s':>23s} {'x NumPy (cpu)':>14s}")
     for th, name, w, c in rows:
         cpu_rate = pairs / (c / th) if c > 0 else float("nan")
-        print(f"   {th:7d} {name:<20s} {w * 1e3:9.1f} {pairs / w:10.3g} {t_np / w:8.1f} {cpu_rate:23.3g}")
+        print(f"   {th:7d} {name:<20s} {w * 1e3:9.1f} {pairs / w:10.3g} {t_np / w:8.1f} {cpu_rate:23.3g} "
+              f"{cpu_rate / (pairs / c_np):14.1f}")
     return rows
 
 

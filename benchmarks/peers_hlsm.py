@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from fastgrad import hlsm
-from fastgrad.kernels import hlsm_nll_grad_fast
+from fastgrad.kernels import hlsm_nll_grad_fast, hlsm_nll_grad_fast32
 
 from ._timing import best_of
 
@@ -37,16 +37,19 @@ def run(quick=False):
     ref = numpy_nll_grad(Y, z, alpha)
     np.testing.assert_allclose(hlsm_nll_grad_fast(Yenc, Yenc, z, alpha, False, gz, ga), ref[0], rtol=1e-10)
     np.testing.assert_allclose(gz, ref[1], rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(hlsm_nll_grad_fast32(Yenc, Yenc, z, alpha, False, gz, ga), ref[0], rtol=1e-6)
+    assert np.abs(gz - ref[1]).max() <= 1e-5 * np.abs(ref[1]).max()
     t_np, _ = best_of(lambda: numpy_nll_grad(Y, z, alpha), 2 if quick else 3)
     rows = []
     old = numba.get_num_threads()
     try:
         for th in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(th)
-            t_fg, _ = best_of(lambda: hlsm_nll_grad_fast(Yenc, Yenc, z, alpha, False, gz, ga), 5)
-            rate = K * n * (n - 1) / t_fg
-            rows.append(dict(task=f"nll+grad n={n} K={K} d={d}, {th} thread(s)", fastgrad_s=t_fg,
-                             peer="NumPy (vectorised)", peer_s=t_np, note=f"{rate:.3g} pair-evals/s"))
+            for prec, kernel in (("float64", hlsm_nll_grad_fast), ("float32", hlsm_nll_grad_fast32)):
+                t_fg, _ = best_of(lambda: kernel(Yenc, Yenc, z, alpha, False, gz, ga), 5)
+                rate = K * n * (n - 1) / t_fg
+                rows.append(dict(task=f"nll+grad n={n} K={K} d={d}, {prec}, {th} thread(s)", fastgrad_s=t_fg,
+                                 peer="NumPy (vectorised, float64)", peer_s=t_np, note=f"{rate:.3g} pair-evals/s"))
     finally:
         numba.set_num_threads(old)
     return rows

@@ -6,8 +6,11 @@ code is cached on disk (``cache=True``) after first use.
 """
 from ._math import (fast_exp, fast_log1p_unit, fast_softplus_sigmoid, log_sigmoid, logsumexp, sigmoid,
                     softplus, softplus_sigmoid)
+from ._math import (fast_exp_neg, fast_exp_neg32, fast_log1p_small, fast_log1p_small32, fast_softplus32,
+                    fast_softplus_sigmoid32, fast_softplus_sigmoid_v2, fast_softplus_v2)
 from .hlsm import (hlsm_edge_correction, hlsm_nll, hlsm_nll_fast, hlsm_nll_grad, hlsm_nll_grad_fast,
                    hlsm_pair_probabilities)
+from .hlsm import hlsm_nll_fast32, hlsm_nll_grad_fast32
 from .multinomial import (multinomial_hessian, multinomial_hessian_csr, multinomial_loss,
                           multinomial_loss_csr, multinomial_loss_grad, multinomial_loss_grad_csr,
                           multinomial_proba, multinomial_proba_csr)
@@ -22,6 +25,8 @@ __all__ = [
     "hlsm_nll", "hlsm_nll_grad", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast",
     "hlsm_edge_correction",
     "fast_exp", "fast_log1p_unit", "fast_softplus_sigmoid",
+    "hlsm_nll_grad_fast32", "hlsm_nll_fast32", "fast_exp_neg", "fast_log1p_small", "fast_softplus_v2",
+    "fast_softplus_sigmoid_v2", "fast_exp_neg32", "fast_log1p_small32", "fast_softplus32", "fast_softplus_sigmoid32",
     "multinomial_loss", "multinomial_loss_grad", "multinomial_proba", "multinomial_hessian",
     "multinomial_loss_csr", "multinomial_loss_grad_csr", "multinomial_proba_csr",
     "multinomial_hessian_csr",
