@@ -575,12 +575,10 @@ def _init_factors(seed, n_users, n_items, n_factors, std, n_threads):
     (:func:`~fastgrad.kernels.mf.mf_normal_rows`; user rows are streams ``0..n_users-1``, item
     rows the next ones), the same for any thread count."""
     from .kernels.mf import mf_normal_rows
-    P = np.empty((n_users, n_factors))
-    Q = np.empty((n_items, n_factors))
+    PQ = np.empty((n_users + n_items, n_factors))
     with _numba_threads(n_threads):
-        mf_normal_rows(P, seed, 0, 0.0, std)
-        mf_normal_rows(Q, seed, n_users, 0.0, std)
-    return P, Q
+        mf_normal_rows(PQ, seed, 0, 0.0, std)        # one parallel region for both
+    return PQ[:n_users], PQ[n_users:]
 
 
 def _check_diverged(sse, epoch, lr):
