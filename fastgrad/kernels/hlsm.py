@@ -25,9 +25,10 @@ __all__ = ["hlsm_nll_grad", "hlsm_nll", "hlsm_pair_probabilities", "hlsm_nll_gra
 
 
 @njit(cache=True)
-def _transpose_positions(z):
+def _positions_t(z, one):
+    """``z`` (K, n, d) as a (K, d, n) array of the type of ``one``."""
     K, n, d = z.shape
-    zt = np.empty((K, d, n))
+    zt = np.full((K, d, n), one)
     for k in range(K):
         for i in range(n):
             for c in range(d):
@@ -65,7 +66,7 @@ def hlsm_nll_grad(Y, YT, z, alpha, directed, grad_z, grad_alpha):
         The negative log-likelihood (a sum over observed dyads).
     """
     K, n, d = z.shape
-    zt = _transpose_positions(z)
+    zt = _positions_t(z, 1.0)
     nll_part = np.zeros(K * n)
     ga_part = np.zeros(K * n)
     half = 1.0 if directed else 0.5
@@ -125,7 +126,7 @@ def hlsm_nll(Y, z, alpha, directed):
     Parameters are as for :func:`hlsm_nll_grad`.
     """
     K, n, d = z.shape
-    zt = _transpose_positions(z)
+    zt = _positions_t(z, 1.0)
     part = np.zeros(K * n)
     for t in prange(K * n):
         k = t // n
@@ -367,18 +368,6 @@ def _tile_index(t, nb):
     while (I + 1) * (I + 2) // 2 <= t:
         I += 1
     return I, t - I * (I + 1) // 2
-
-
-@njit(cache=True)
-def _positions_t(z, one):
-    """``z`` (K, n, d) as a (K, d, n) array of the type of ``one``."""
-    K, n, d = z.shape
-    zt = np.full((K, d, n), one)
-    for k in range(K):
-        for i in range(n):
-            for c in range(d):
-                zt[k, c, i] = z[k, i, c]
-    return zt
 
 
 @njit(parallel=True, cache=True)
