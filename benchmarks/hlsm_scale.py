@@ -158,6 +158,9 @@ def _fit_child(path, max_iter, tol, controls=0, seed=0, gtol=1e-4):
     step = max(1, res.history.size // 10)
     print("HISTORY (iteration: objective) " + " ".join(f"{i}:{res.history[i]:.9g}"
                                                       for i in range(0, res.history.size, step)), flush=True)
+    print("STAGES " + "; ".join(f"{k}: " + ", ".join(f"{a}={v:.1f}" if isinstance(v, float) else f"{a}={v}"
+                                                     for a, v in st.items())
+                                for k, st in res.stages.items()), flush=True)
     nnz = sum(int(sp.triu(A, 1).nnz) for A in layers)
     print(f"RESULT n={n} K={K} ties={nnz} fit_s={t_fit:.1f} n_iter={res.n_iter} "
           f"converged={res.converged} s_per_iter={t_fit / max(res.n_iter, 1):.2f} "
@@ -260,7 +263,7 @@ def bench_fit(n, K=3, density=0.01, max_iter=200, tol=1e-6, controls=0, gtol=1e-
         out = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
     for line in (out.stdout + out.stderr).splitlines():
-        if line.startswith(("RESULT", "HISTORY", "case-control")) or "Error" in line or "Warning" in line:
+        if line.startswith(("RESULT", "HISTORY", "STAGES", "case-control")) or "Error" in line or "Warning" in line:
             print("   " + line)
     print(f"   fit subprocess wall time {wall:.1f} s (incl. import and compilation); {_load()} (after)")
     return out.returncode

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _hlsm_multilevel as _multilevel
 from . import prox as _prox
 from ._threads import threads_for
 from ._validation import check_random_state, check_scalar
@@ -199,16 +200,17 @@ def nll_and_grad(Y, b, eps, alpha, *, directed=False):
     return _nll_grad_encoded(Yenc, _transposed(Yenc, directed), b, eps, alpha, directed)
 
 
-def _nll_grad_encoded(Yenc, YT, b, eps, alpha, directed):
-    from .kernels.hlsm import hlsm_nll_grad_fast
+def _nll_grad_encoded(Yenc, YT, b, eps, alpha, directed, dtype=np.float64):
+    from .kernels.hlsm import hlsm_nll_grad_fast, hlsm_nll_grad_fast32
     z = b[None, :, :] + eps
     if not isinstance(Yenc, np.ndarray):  # SparseLayers (see fastgrad._hlsm_sparse)
         from ._hlsm_sparse import nll_grad_sparse
-        nll, grad_z, grad_alpha = nll_grad_sparse(Yenc, z, alpha)
+        nll, grad_z, grad_alpha = nll_grad_sparse(Yenc, z, alpha, dtype=dtype)
         return nll, grad_z.sum(axis=0), grad_z, grad_alpha
     grad_z = np.empty_like(z)
     grad_alpha = np.empty_like(alpha)
-    nll = hlsm_nll_grad_fast(Yenc, YT, z, alpha, directed, grad_z, grad_alpha)
+    kernel = hlsm_nll_grad_fast32 if dtype == np.float32 else hlsm_nll_grad_fast
+    nll = kernel(Yenc, YT, z, alpha, directed, grad_z, grad_alpha)
     return float(nll), grad_z.sum(axis=0), grad_z, grad_alpha
 
 
@@ -265,6 +267,8 @@ class _Problem:
     """
 
     evaluator = None
+    #: precision of the pass over all pairs in ``fun`` (float32: the L-BFGS stages of large fits)
+    dtype = np.float64
 
     def __init__(self, Yenc, directed, d, lam, scale_b=1.0, scale_alpha=1.0, weights=None, node_scale=None):
         self.weights = weights
@@ -303,7 +307,7 @@ class _Problem:
             nll, ge, ga = self.evaluator.nll_grad(b[None] + eps, alpha)
             gb = ge.sum(axis=0)
         else:
-            nll, gb, ge, ga = _nll_grad_encoded(self.Y, self.YT, b, eps, alpha, self.directed)
+            nll, gb, ge, ga = _nll_grad_encoded(self.Y, self.YT, b, eps, alpha, self.directed, self.dtype)
         return nll, np.concatenate([gb.ravel(), ge.ravel(), ga]) / self.scale
 
     def fun_value(self, x):
@@ -326,6 +330,34 @@ class _Problem:
             thr = thr / self.eps_scale
         out[self.se] = _prox.group_l2(eps, thr).ravel()
         return out
+
+    def smoothed(self, mu):
+        """``fun`` plus the Huber-smoothed penalty ``lam sum w_ik phi_mu(||eps_ik||)``.
+
+        ``phi_mu(r) = r - mu / 2`` for ``r >= mu``, ``r^2 / (2 mu)`` below: a
+        smooth function within ``lam mu / 2`` per group of the penalty, for
+        quasi-Newton steps (see :func:`fit`). Groups with infinite weight stay at 0.
+        """
+        K, n, d = self.K, self.n, self.d
+        w = np.ones((K, n)) if self.weights is None else self.weights
+        fixed = np.isinf(w)
+        w = np.where(fixed, 0.0, w)
+        es = np.ones((K, n)) if self.eps_scale is None else self.eps_scale
+
+        def fun(x):
+            x = x.copy()
+            x[self.se].reshape(K, n, d)[fixed] = 0.0
+            f, g = self.fun(x)
+            eps = x[self.se].reshape(K, n, d) / es[..., None]
+            r = np.sqrt((eps * eps).sum(axis=-1))
+            big = r >= mu
+            f += self.lam * float((w * np.where(big, r - 0.5 * mu, r * r / (2 * mu))).sum())
+            geps = (self.lam * w / np.maximum(r, mu))[..., None] * eps / es[..., None]
+            geps[fixed] = 0.0
+            g[self.se] += geps.ravel()
+            g[self.se].reshape(K, n, d)[fixed] = 0.0
+            return f, g
+        return fun
 
     def penalty(self, x):
         if self.lam == 0.0:
@@ -398,6 +430,48 @@ def _node_scales(Yenc, directed, smooth=1.0):
     return s_b, s_e
 
 
+def _make_evaluator(client, Yenc, directed):
+    from .dask._hlsm import make_evaluator
+    return make_evaluator(client, Yenc, directed)
+
+
+def _fit_shared(Yenc, directed, b0, alpha0, rng, *, tol=1e-9, max_iter=2000, evaluator=None):
+    """Fit the shared configuration (``eps = 0``: ``lam >= lam_max``) by L-BFGS.
+
+    The problem is smooth, and quasi-Newton steps handle what slows proximal
+    gradient down on large networks: the strong coupling of the intercepts
+    with the overall scale of the configuration and the long-wavelength modes
+    of large-diameter graphs. Same rescaled coordinates as :func:`fit`.
+    Returns ``(b, alpha, SolverResult)``.
+    """
+    from .solvers import lbfgs
+    K, n, _ = Yenc.shape
+    d = b0.shape[1]
+    eps0 = np.zeros((K, n, d))
+    scale_b, scale_alpha = _curvature_scales(Yenc, b0, alpha0, directed, rng)
+    prob = _Problem(Yenc, directed, d, 0.0, scale_b, scale_alpha, None,
+                    _node_scales(Yenc, directed, NODE_SMOOTH) if NODE_PRECONDITION else None)
+    prob.evaluator = evaluator
+    if evaluator is None:
+        prob.dtype = _multilevel.STAGE_DTYPE
+    x_full = prob.pack(b0, eps0, alpha0)
+    keep = np.ones(x_full.size, dtype=bool)
+    keep[prob.se] = False
+
+    def fun(xr):
+        x = np.zeros_like(x_full)
+        x[keep] = xr
+        f, g = prob.fun(x)
+        return f, g[keep]
+
+    with threads_for(K * n * n):
+        sol = lbfgs(fun, x_full[keep], tol=tol, gtol=0.0, max_iter=max_iter, m=20, warn=False,
+                    name="hlsm shared configuration")
+    x = np.zeros_like(x_full)
+    x[keep] = sol.x
+    b, _, alpha = prob.unpack(x)
+    return b - b.mean(axis=0), np.ascontiguousarray(alpha), sol
+
 # ----------------------------------------------------------------------------- results
 
 @dataclass
@@ -422,7 +496,7 @@ class HLSMResult:
     nll : float
         Negative log-likelihood at the solution.
     n_iter : int
-        Solver iterations.
+        Proximal-gradient iterations (after the L-BFGS stages of a multilevel start).
     converged : bool
         Whether the stopping rule was met.
     history : ndarray
@@ -435,6 +509,10 @@ class HLSMResult:
         Names, when the data came with names.
     fit_time : float
         Wall-clock seconds spent in :func:`fit`.
+    stages : dict
+        Per solver stage (``"multilevel start"``, ``"shared L-BFGS"``,
+        ``"smoothed L-BFGS"``, ``"proximal gradient"``): iterations,
+        function evaluations and seconds.
     """
 
     b: np.ndarray
@@ -454,6 +532,7 @@ class HLSMResult:
     fit_time: float = 0.0
     layer_nll: np.ndarray = field(default=None, repr=False)
     weights: np.ndarray = field(default=None, repr=False)
+    stages: dict = field(default_factory=dict, repr=False)
 
     @property
     def deviating(self):
@@ -553,7 +632,7 @@ class HLSMTruth:
 
 # ----------------------------------------------------------------------------- fitting
 
-def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, gtol=1e-4,
+def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, gtol=1e-4,
         random_state=None, verbose=False, callback=None, accelerate=True, weights=None, sparse="auto",
         client=None):
     """Fit the HLSM by penalised maximum likelihood (accelerated proximal gradient).
@@ -571,11 +650,22 @@ def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, g
     directed : bool, default=False
         Treat ties as directed (sum over ordered pairs) or undirected
         (symmetric layers, pairs j < i).
-    init : {"mds", "random"} or HLSMResult, default="mds"
+    init : {"auto", "mds", "multilevel", "random"} or HLSMResult, default="auto"
         ``"mds"``: classical multidimensional scaling of the geodesic
         distances of the union graph (as latentnet), intercepts from the
-        layer densities. ``"random"``: Gaussian shared positions drawn with
-        ``random_state``. An :class:`HLSMResult` warm-starts from its values.
+        layer densities. ``"multilevel"``, for large networks: fit the
+        shared configuration on a random sample of nodes, just large enough
+        for the sampled nodes to keep about 30 ties, place every other node
+        against it by Newton steps, fit the shared configuration of all
+        nodes by L-BFGS, then the penalised model with the penalty
+        Huber-smoothed (width 0.01) by L-BFGS; proximal gradient then only
+        settles which deviations are exactly zero
+        (``fastgrad._hlsm_multilevel``). The L-BFGS stages use the float32
+        pass over pairs, proximal gradient float64. Falls back to ``"mds"``
+        when the graph is too sparse for a sample. ``"auto"``:
+        ``"multilevel"`` from 4000 nodes, ``"mds"`` below. ``"random"``: Gaussian shared
+        positions drawn with ``random_state``. An :class:`HLSMResult`
+        warm-starts from its values.
     max_iter : int, default=5000
         Maximum proximal-gradient iterations.
     tol : float, default=1e-8
@@ -663,37 +753,70 @@ def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, g
         if np.isnan(weights).any() or (weights < 0).any():
             raise ValueError("weights must be non-negative (inf allowed), without NaN")
 
+    evaluator = None if client is None else _make_evaluator(client, Yenc, directed)
+    staged = False  # multilevel start: L-BFGS stages before proximal gradient
+    stages = {}
     if isinstance(init, HLSMResult):
         if init.eps.shape != (K, n, dim):
             raise ValueError(f"init: warm start has shape {init.eps.shape}, expected {(K, n, dim)}")
         b0, eps0, alpha0 = init.b.copy(), init.eps.copy(), init.alpha.copy()
         if weights is not None:
             eps0[np.isinf(weights)] = 0.0
-    elif init == "mds":
-        b0, alpha0 = _init_mds(Yenc, dim, rng)
+    elif isinstance(init, str) and init in ("auto", "mds", "multilevel"):
+        start = None
+        if init == "multilevel" or (init == "auto" and n >= _multilevel.MULTILEVEL_MIN_N):
+            start = _multilevel.init_multilevel(Yenc, directed, dim, rng)
+        staged = start is not None
+        if staged:  # then the shared configuration on all nodes, by L-BFGS
+            stages["multilevel start"] = {"seconds": time.perf_counter() - t0}
+            t1 = time.perf_counter()
+            b0, alpha0, shared = _fit_shared(Yenc, directed, *start, rng, tol=_multilevel.SHARED_TOL,
+                                        max_iter=_multilevel.SHARED_MAX_ITER,
+                                        evaluator=evaluator)
+            stages["shared L-BFGS"] = {"n_iter": shared.n_iter, "n_fev": shared.info.get("n_fev"),
+                                       "seconds": time.perf_counter() - t1}
+        else:
+            b0, alpha0 = _init_mds(Yenc, dim, rng)
         eps0 = np.zeros((K, n, dim))
     elif init == "random":
         b0, alpha0 = _init_random(Yenc, dim, rng)
         eps0 = np.zeros((K, n, dim))
     else:
-        raise ValueError(f"init must be 'mds', 'random' or an HLSMResult, got {init!r}")
+        raise ValueError(f"init must be 'auto', 'mds', 'multilevel', 'random' or an HLSMResult, got {init!r}")
 
     scale_b, scale_alpha = _curvature_scales(Yenc, b0 + eps0.mean(axis=0), alpha0, directed, rng)
     prob = _Problem(Yenc, directed, dim, lam, scale_b, scale_alpha, weights,
                     _node_scales(Yenc, directed, NODE_SMOOTH) if NODE_PRECONDITION else None)
-    if client is not None:
-        from .dask._hlsm import make_evaluator
-        prob.evaluator = make_evaluator(client, Yenc, directed)
+    prob.evaluator = evaluator
     cb = None
     if callback is not None:
         def cb(it, x):
             b, eps, alpha = prob.unpack(x)
             return callback(it, {"b": b.copy(), "eps": eps.copy(), "alpha": alpha.copy()})
+    x0 = prob.pack(b0, eps0, alpha0)
+    if lam > 0 and staged and _multilevel.SMOOTH_STAGE:
+        # quasi-Newton on the Huber-smoothed penalty first: proximal gradient alone needs
+        # hundreds of iterations on large networks; it then only has to settle which
+        # deviations are exactly zero
+        from .solvers import lbfgs
+        t1 = time.perf_counter()
+        if evaluator is None:
+            prob.dtype = _multilevel.STAGE_DTYPE
+        with threads_for(K * n * n):
+            smooth = lbfgs(prob.smoothed(_multilevel.SMOOTH_MU), x0, tol=_multilevel.SMOOTH_TOL, gtol=0.0,
+                           max_iter=_multilevel.SMOOTH_MAX_ITER, m=20, warn=False, name="hlsm smoothed")
+        prob.dtype = np.float64
+        x0 = smooth.x
+        stages["smoothed L-BFGS"] = {"n_iter": smooth.n_iter, "n_fev": smooth.info.get("n_fev"),
+                                     "seconds": time.perf_counter() - t1}
+    t1 = time.perf_counter()
     with threads_for(K * n * n):
-        sol = proximal_gradient(prob.fun, prob.pack(b0, eps0, alpha0), prox=prob.prox,
+        sol = proximal_gradient(prob.fun, x0, prox=prob.prox,
                                 penalty=prob.penalty, fun_value=prob.fun_value, accelerate=accelerate,
                                 max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
                                 name="hlsm.fit")
+    stages["proximal gradient"] = {"n_iter": sol.n_iter, "n_fev": sol.info.get("n_fev"),
+                                   "seconds": time.perf_counter() - t1}
     b, eps, alpha = (a.copy() for a in prob.unpack(sol.x))
     b -= b.mean(axis=0)  # the likelihood is translation invariant: centre the shared positions
     z = b[None] + eps
@@ -703,7 +826,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="mds", max_iter=5000, tol=1e-8, g
         b=b, eps=eps, alpha=alpha.copy(), z=z, lam=lam, objective=nll + lam * _group_norm_sum(eps, weights),
         nll=nll, n_iter=sol.n_iter, converged=sol.converged, history=sol.history, weights=weights,
         directed=directed, n_obs=_n_obs(Yenc, directed), nodes=nodes, layers=layers,
-        fit_time=time.perf_counter() - t0, layer_nll=layer_nll)
+        fit_time=time.perf_counter() - t0, layer_nll=layer_nll, stages=stages)
 
 
 def _n_obs(Yenc, directed):
@@ -790,7 +913,7 @@ def _fit_intercepts(Yenc, b, rng, n_pairs=200_000, n_newton=30):
     return alpha
 
 
-def lam_max(Y, *, dim=2, directed=False, init="mds", random_state=None, **fit_kwargs):
+def lam_max(Y, *, dim=2, directed=False, init="auto", random_state=None, **fit_kwargs):
     """Smallest penalty at which every deviation is exactly zero.
 
     Fits the model with ``eps = 0`` (one shared configuration) and returns
@@ -818,7 +941,7 @@ def lam_max(Y, *, dim=2, directed=False, init="mds", random_state=None, **fit_kw
 
 
 def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=2,
-             directed=False, init="mds", random_state=None, **fit_kwargs):
+             directed=False, init="auto", random_state=None, **fit_kwargs):
     """Fit a decreasing grid of penalties with warm starts and pick one by BIC.
 
     The grid runs geometrically from :func:`lam_max` (all deviations zero) down
