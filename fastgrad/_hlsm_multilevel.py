@@ -58,10 +58,14 @@ def _tie_counts(Yenc, directed):
     return C
 
 
-def sample_size(Yenc, directed):
-    """Nodes in the first-level sample, or 0 when the multilevel start does not pay."""
+def sample_size(Yenc, directed, C=None):
+    """Nodes in the first-level sample, or 0 when the multilevel start does not pay.
+
+    ``C``: the tie counts of :func:`_tie_counts`, when already computed.
+    """
     n = Yenc.shape[1]
-    C = _tie_counts(Yenc, directed)
+    if C is None:
+        C = _tie_counts(Yenc, directed)
     mean_deg = float(C.sum()) / n / (2.0 if directed else 1.0)
     if mean_deg <= 0:
         return 0
@@ -110,8 +114,9 @@ def init_multilevel(Yenc, directed, dim, rng, m=None):
     """
     from .kernels.hlsm_place import hlsm_place_nodes
     n = Yenc.shape[1]
+    C = _tie_counts(Yenc, directed)
     if m is None:
-        m = sample_size(Yenc, directed)
+        m = sample_size(Yenc, directed, C)
     if not m:
         return None
     idx = np.sort(rng.choice(n, size=m, replace=False))
@@ -121,7 +126,6 @@ def init_multilevel(Yenc, directed, dim, rng, m=None):
         return None
     anchors, alpha = start_shared(sub, directed, dim, rng, multilevel=m >= MULTILEVEL_MIN_N)
     anchors = np.ascontiguousarray(anchors)
-    C = _tie_counts(Yenc, directed)
     rest = np.setdiff1d(np.arange(n), idx)
     Ca = C[rest][:, idx].tocsr()
     Ca.sum_duplicates()

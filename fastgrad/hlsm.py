@@ -430,6 +430,11 @@ def _node_scales(Yenc, directed, smooth=1.0):
     return s_b, s_e
 
 
+def _stage_record(sol, t_start):
+    """Iterations, function evaluations and seconds of one solver stage (``HLSMResult.stages``)."""
+    return {"n_iter": sol.n_iter, "n_fev": sol.info.get("n_fev"), "seconds": time.perf_counter() - t_start}
+
+
 def _make_evaluator(client, Yenc, directed):
     from .dask._hlsm import make_evaluator
     return make_evaluator(client, Yenc, directed)
@@ -773,8 +778,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
             b0, alpha0, shared = _fit_shared(Yenc, directed, *start, rng, tol=_multilevel.SHARED_TOL,
                                         max_iter=_multilevel.SHARED_MAX_ITER,
                                         evaluator=evaluator)
-            stages["shared L-BFGS"] = {"n_iter": shared.n_iter, "n_fev": shared.info.get("n_fev"),
-                                       "seconds": time.perf_counter() - t1}
+            stages["shared L-BFGS"] = _stage_record(shared, t1)
         else:
             b0, alpha0 = _init_mds(Yenc, dim, rng)
         eps0 = np.zeros((K, n, dim))
@@ -807,16 +811,14 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
                            max_iter=_multilevel.SMOOTH_MAX_ITER, m=20, warn=False, name="hlsm smoothed")
         prob.dtype = np.float64
         x0 = smooth.x
-        stages["smoothed L-BFGS"] = {"n_iter": smooth.n_iter, "n_fev": smooth.info.get("n_fev"),
-                                     "seconds": time.perf_counter() - t1}
+        stages["smoothed L-BFGS"] = _stage_record(smooth, t1)
     t1 = time.perf_counter()
     with threads_for(K * n * n):
         sol = proximal_gradient(prob.fun, x0, prox=prob.prox,
                                 penalty=prob.penalty, fun_value=prob.fun_value, accelerate=accelerate,
                                 max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
                                 name="hlsm.fit")
-    stages["proximal gradient"] = {"n_iter": sol.n_iter, "n_fev": sol.info.get("n_fev"),
-                                   "seconds": time.perf_counter() - t1}
+    stages["proximal gradient"] = _stage_record(sol, t1)
     b, eps, alpha = (a.copy() for a in prob.unpack(sol.x))
     b -= b.mean(axis=0)  # the likelihood is translation invariant: centre the shared positions
     z = b[None] + eps
