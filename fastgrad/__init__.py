@@ -10,6 +10,8 @@ Model families (one public module each, imported lazily on first access):
 Building blocks: :mod:`fastgrad.kernels` (``@njit`` kernels, callable from
 user ``@njit`` code), :mod:`fastgrad.prox` (proximal operators),
 :mod:`fastgrad.solvers` (generic optimisers) and :mod:`fastgrad.datasets`.
+:func:`fastgrad.show_versions` prints the versions of fastgrad and its
+dependencies for bug reports.
 
 Importing :mod:`fastgrad` compiles nothing and does not import numba.
 """
@@ -24,7 +26,7 @@ _SUBMODULES = {
     "datasets", "sklearn", "plotting",
 }
 
-__all__ = sorted(_SUBMODULES) + ["ConvergenceWarning", "gradcheck", "__version__"]
+__all__ = sorted(_SUBMODULES) + ["ConvergenceWarning", "gradcheck", "show_versions", "__version__"]
 
 
 def __getattr__(name):
@@ -33,6 +35,9 @@ def __getattr__(name):
     if name == "gradcheck":
         from ._gradcheck import gradcheck
         return gradcheck
+    if name == "show_versions":
+        from ._show_versions import show_versions
+        return show_versions
     raise AttributeError(f"module 'fastgrad' has no attribute {name!r}")
 
 
