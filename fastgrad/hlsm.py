@@ -32,10 +32,12 @@ from . import prox as _prox
 from ._threads import threads_for
 from ._validation import check_random_state, check_scalar
 from .solvers import proximal_gradient
+from ._hlsm_cv import HLSMCV, HeldOutPairs, fit_cv, holdout_pairs, roc_auc, score_pairs  # noqa: F401
 
 __all__ = [
     "fit", "fit_path", "lam_max", "procrustes_error", "nll_and_grad", "objective", "simulate", "encode_layers",
     "HLSMResult", "HLSMPath", "HLSMTruth",
+    "fit_cv", "HLSMCV", "holdout_pairs", "HeldOutPairs", "score_pairs", "roc_auc",
 ]
 
 
@@ -921,6 +923,14 @@ def lam_max(Y, *, dim=2, directed=False, init="auto", random_state=None, **fit_k
     Fits the model with ``eps = 0`` (one shared configuration) and returns
     ``max_ik ||d nll / d eps_ik||_2`` there: by the optimality conditions of
     the group lasso, ``eps = 0`` stays optimal for every ``lam >=`` this value.
+    Missing dyads (NaN) are left out of the likelihood, as in :func:`fit`.
+
+    Parameters
+    ----------
+    Y : array_like
+        As for :func:`fit`.
+    dim, directed, init, random_state, **fit_kwargs
+        Passed to :func:`fit`.
 
     Returns
     -------
@@ -932,9 +942,37 @@ def lam_max(Y, *, dim=2, directed=False, init="auto", random_state=None, **fit_k
     -----
     Sparse input (a list of scipy.sparse layers) uses the sparse likelihood
     throughout (pass ``sparse=False`` to force the dense path).
+
+    Examples
+    --------
+    >>> from fastgrad import hlsm
+    >>> Y, _ = hlsm.simulate(30, 2, missing=0.1, random_state=0)
+    >>> lmax, shared = hlsm.lam_max(Y, random_state=0)
+    >>> lmax > 0, bool((shared.eps == 0).all())
+    (True, True)
     """
     Yenc = _encode_any(Y, directed, fit_kwargs.pop("sparse", "auto"))
-    big = fit(Yenc, 1e300, dim=dim, directed=directed, init=init, random_state=random_state, **fit_kwargs)
+    lmax, big = _lam_max_encoded(Yenc, _fit_input(Yenc), dim=dim, directed=directed, init=init,
+                                 random_state=random_state, **fit_kwargs)
+    big.nodes = list(getattr(Y, "nodes", [])) or None
+    big.layers = list(getattr(Y, "layers", [])) or None
+    return lmax, big
+
+
+def _fit_input(Yenc):
+    """What :func:`fit` accepts for encoded data: ``SparseLayers`` as is; the dense int8
+    encoding (-1 = missing or diagonal) as float64 with NaN at the missing dyads."""
+    if not isinstance(Yenc, np.ndarray):
+        return Yenc
+    F = Yenc.astype(np.float64)
+    F[Yenc < 0] = np.nan
+    for k in range(F.shape[0]):
+        np.fill_diagonal(F[k], 0.0)
+    return F
+
+
+def _lam_max_encoded(Yenc, Yfit, *, dim, directed, init, random_state, **fit_kwargs):
+    big = fit(Yfit, 1e300, dim=dim, directed=directed, init=init, random_state=random_state, **fit_kwargs)
     _, _, ge, _ = _nll_grad_encoded(Yenc, _transposed(Yenc, directed), big.b, big.eps, big.alpha, directed)
     lmax = float(np.sqrt((ge * ge).sum(axis=-1)).max())
     big.lam = lmax
@@ -950,6 +988,8 @@ def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=
     to ``lam_min_ratio * lam_max``; each fit starts from the previous one.
     The selected fit minimises ``BIC = 2 nll + df log(n_obs)`` with
     ``df = n d - d(d+1)/2 + K + d * (number of non-zero deviations)``.
+    BIC tends to choose the shared model on real networks; to choose ``lam``
+    and ``dim`` for prediction use :func:`fit_cv` (held-out pairs).
 
     With ``adaptive=True`` a second path follows (adaptive group lasso, Wang &
     Leng 2008): weights ``w_ik = 1 / ||eps_ik||`` from the first path's BIC
@@ -961,7 +1001,7 @@ def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=
     Parameters
     ----------
     Y : array_like
-        As for :func:`fit`.
+        As for :func:`fit` (missing dyads as NaN are left out of every fit).
     lams : sequence of float, optional
         Explicit grid (sorted decreasing internally). Not allowed with ``adaptive``.
     n_lams : int, default=8
@@ -981,23 +1021,32 @@ def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=
     -----
     Sparse input (a list of scipy.sparse layers) uses the sparse likelihood
     for every fit of the path (pass ``sparse=False`` to force the dense path).
+
+    Examples
+    --------
+    >>> from fastgrad import hlsm
+    >>> Y, _ = hlsm.simulate(30, 2, missing=0.1, random_state=0)
+    >>> path = hlsm.fit_path(Y, n_lams=3, random_state=0)
+    >>> len(path.results), bool(path.lams[0] > path.lams[-1])
+    (3, True)
     """
     Yenc = _encode_any(Y, directed, fit_kwargs.pop("sparse", "auto"))
+    Yfit = _fit_input(Yenc)
     meta = {"nodes": list(getattr(Y, "nodes", [])) or None, "layers": list(getattr(Y, "layers", [])) or None}
     n_lams = check_scalar(n_lams, "n_lams", kind="int", lo=1)
     lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", lo=0.0, hi=1.0, lo_open=True)
     kw = dict(dim=dim, directed=directed, random_state=random_state, **fit_kwargs)
     if lams is None:
-        lmax, start = lam_max(Yenc, init=init, **kw)
+        lmax, start = _lam_max_encoded(Yenc, Yfit, init=init, **kw)
         grid = lmax * np.geomspace(1.0, lam_min_ratio, n_lams)
-        path = _run_path(Yenc, grid[1:], start, [start], None, kw)
+        path = _run_path(Yfit, grid[1:], start, [start], None, kw)
     else:
         if adaptive:
             raise ValueError("lams cannot be given with adaptive=True (the second grid depends on the weights)")
         grid = np.sort(np.asarray(lams, dtype=np.float64))[::-1]
         if grid.size == 0 or not np.isfinite(grid).all() or (grid < 0).any():
             raise ValueError("lams must be a non-empty sequence of finite non-negative numbers")
-        path = _run_path(Yenc, grid, init, [], None, kw)
+        path = _run_path(Yfit, grid, init, [], None, kw)
     if adaptive:
         first = path.results[-1]  # the least penalised fit is the initial estimator
         norms = np.linalg.norm(first.eps, axis=-1)
@@ -1009,16 +1058,17 @@ def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=
         if finite.any():
             lmax_w = float((np.linalg.norm(ge, axis=-1)[finite] / weights[finite]).max())
             grid = lmax_w * np.geomspace(1.0, lam_min_ratio, n_lams)
-            path = _run_path(Yenc, grid, start, [], weights, kw)
+            path = _run_path(Yfit, grid, start, [], weights, kw)
     for res in path.results:
         res.nodes, res.layers = meta["nodes"], meta["layers"]
     return path
 
 
-def _run_path(Yenc, grid, start, results, weights, kw):
+def _run_path(Yfit, grid, start, results, weights, kw):
+    """Warm-started fits along ``grid``; ``Yfit`` is input :func:`fit` accepts (see ``_fit_input``)."""
     results = list(results)
     for lam in grid:
-        res = fit(Yenc, float(lam), init=start, weights=weights, **kw)
+        res = fit(Yfit, float(lam), init=start, weights=weights, **kw)
         results.append(res)
         start = res
     lams = np.array([r.lam for r in results])
