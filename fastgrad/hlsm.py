@@ -481,6 +481,28 @@ def _fit_shared(Yenc, directed, b0, alpha0, rng, *, tol=1e-9, max_iter=2000, eva
 
 # ----------------------------------------------------------------------------- results
 
+def _check_pairs(pairs, K, n):
+    """Validate ``pairs = (k, i, j)`` of :meth:`HLSMResult.predict_proba`; int64 1-D arrays."""
+    if not isinstance(pairs, (tuple, list)) or len(pairs) != 3:
+        raise TypeError("pairs must be a tuple (k, i, j) of integer arrays")
+    out = []
+    for nm, a, hi in zip("kij", pairs, (K, n, n)):
+        arr = np.asarray(a)
+        if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+            raise TypeError(f"pairs: {nm} must be an integer array, got dtype {arr.dtype}")
+        if arr.ndim > 1:
+            raise ValueError(f"pairs: {nm} must be 1-dimensional, got shape {arr.shape}")
+        arr = arr.astype(np.int64).ravel()
+        if arr.size and (arr.min() < 0 or arr.max() >= hi):
+            raise ValueError(f"pairs: {nm} has values outside [0, {hi})")
+        out.append(arr)
+    try:
+        k, i, j = np.broadcast_arrays(*out)
+    except ValueError:
+        raise ValueError("pairs: k, i and j must have the same length") from None
+    return k, i, j
+
+
 @dataclass
 class HLSMResult:
     """A fitted hierarchical latent space model.
@@ -540,6 +562,12 @@ class HLSMResult:
     layer_nll: np.ndarray = field(default=None, repr=False)
     weights: np.ndarray = field(default=None, repr=False)
     stages: dict = field(default_factory=dict, repr=False)
+    sociality: np.ndarray = field(default=None, repr=False)
+    sender: np.ndarray = field(default=None, repr=False)
+    receiver: np.ndarray = field(default=None, repr=False)
+    beta: np.ndarray = field(default=None, repr=False)
+    covariates: np.ndarray = field(default=None, repr=False)
+    sociality_mode: str = None
 
     @property
     def deviating(self):
@@ -562,10 +590,79 @@ class HLSMResult:
         """Bayesian information criterion ``2 nll + df log(n_obs)``."""
         return 2.0 * self.nll + self.df * np.log(max(self.n_obs, 1))
 
-    def predict_proba(self):
-        """Link probabilities ``P(y_ijk = 1)``, shape (K, n, n), zero on the diagonal."""
-        from .kernels.hlsm import hlsm_pair_probabilities
-        return hlsm_pair_probabilities(np.ascontiguousarray(self.z), np.ascontiguousarray(self.alpha))
+    def linear_predictor(self, pairs=None):
+        """``eta_ijk = alpha_k [+ g_ik + g_jk | + s_ik + r_jk] [+ sum_p beta_kp x_pij] - ||z_ik - z_jk||^2``.
+
+        Same ``pairs`` argument and shapes as :meth:`predict_proba` (the
+        diagonal of the full array is 0).
+        """
+        K, n, d = self.z.shape
+        so, ro = self._offsets()
+        if pairs is None:
+            diff = self.z[:, :, None, :] - self.z[:, None, :, :]
+            eta = self.alpha[:, None, None] - np.einsum("kijc,kijc->kij", diff, diff)
+            if so is not None:
+                eta += so[:, :, None] + ro[:, None, :]
+            if self.beta is not None and self.beta.size:
+                eta += np.einsum("kp,pij->kij", self.beta, self.covariates)
+            for k in range(K):
+                np.fill_diagonal(eta[k], 0.0)
+            return eta
+        k, i, j = _check_pairs(pairs, K, n)
+        diff = self.z[k, i] - self.z[k, j]
+        eta = self.alpha[k] - (diff * diff).sum(axis=-1)
+        if so is not None:
+            eta += so[k, i] + ro[k, j]
+        if self.beta is not None and self.beta.size:
+            eta += (self.beta[k] * self.covariates[:, i, j].T).sum(axis=-1)
+        return eta
+
+    def _offsets(self):
+        """(K, n) sender and receiver offsets (both ``sociality`` if undirected), or (None, None)."""
+        if self.sociality is not None:
+            return self.sociality, self.sociality
+        if self.sender is not None:
+            return self.sender, self.receiver
+        return None, None
+
+    def predict_proba(self, pairs=None):
+        """Link probabilities ``P(y_ijk = 1)``.
+
+        Parameters
+        ----------
+        pairs : tuple of three int arrays (k, i, j), optional
+            Layers and nodes of the dyads to predict (``i -> j`` when
+            directed); equal-length 1-D arrays (scalars broadcast).
+
+        Returns
+        -------
+        ndarray
+            With ``pairs``: shape (m,), one probability per dyad (sociality
+            effects and covariates included; ``i == j`` gives 0). Without:
+            shape (K, n, n), zero on the diagonal.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastgrad import hlsm
+        >>> Y, _ = hlsm.simulate(30, 2, random_state=0)
+        >>> res = hlsm.fit(Y, lam=5.0, random_state=0)
+        >>> p = res.predict_proba((np.array([0, 1]), np.array([3, 4]), np.array([5, 6])))
+        >>> bool(np.allclose(p, res.predict_proba()[[0, 1], [3, 4], [5, 6]]))
+        True
+        """
+        if pairs is None and self._offsets()[0] is None and (self.beta is None or not self.beta.size):
+            from .kernels.hlsm import hlsm_pair_probabilities
+            return hlsm_pair_probabilities(np.ascontiguousarray(self.z), np.ascontiguousarray(self.alpha))
+        eta = self.linear_predictor(pairs)
+        p = 0.5 * (1.0 + np.tanh(0.5 * eta))
+        if pairs is None:
+            for k in range(p.shape[0]):
+                np.fill_diagonal(p[k], 0.0)
+        else:
+            k, i, j = _check_pairs(pairs, *self.z.shape[:2])
+            p[i == j] = 0.0
+        return p
 
     def summary(self):
         """A per-layer text summary."""
