@@ -530,9 +530,11 @@ class HLSMCV:
 
 
 def _lam_grid(lams, lmax):
+    """``(grid, shared)``: decreasing penalties and whether each is the shared model by definition."""
     if lams is None:
-        return lmax * np.asarray(LAM_RATIOS, dtype=np.float64)
-    return lams
+        grid = lmax * np.asarray(LAM_RATIOS, dtype=np.float64)
+        return grid, grid >= lmax
+    return lams, np.zeros(lams.size, dtype=bool)
 
 
 def _check_lams(lams):
@@ -558,14 +560,20 @@ def _check_dims(dims, n):
     return sorted(set(dims))
 
 
-def _path_fits(Ytrain, grid, lmax_full, train_frac, shared_kw, dim, directed, seed, fit_kwargs):
-    """Fits of one training set along a decreasing grid, warm-started; returns the list of fits."""
+def _path_fits(Ytrain, grid, shared, train_frac, dim, directed, seed, fit_kwargs):
+    """Fits of one training set along a decreasing grid, warm-started from its own shared fit.
+
+    A penalty is the shared model when ``shared`` says so (the default grid's
+    ``lam_max``) or when ``lam * train_frac`` reaches this training set's own
+    ``lam_max`` (where the fit would return ``eps = 0`` anyway): nothing but
+    the training pairs decides it.
+    """
     from . import hlsm
     out = []
-    _, start = hlsm.lam_max(Ytrain, dim=dim, directed=directed, random_state=seed, **shared_kw)
+    lmax_train, start = hlsm.lam_max(Ytrain, dim=dim, directed=directed, random_state=seed, **fit_kwargs)
     kw = {k: v for k, v in fit_kwargs.items() if k != "init"}
-    for lam in grid:
-        if lam >= lmax_full:
+    for lam, sh in zip(grid, shared):
+        if sh or lam * train_frac >= lmax_train:
             out.append(start if not out else out[-1])
             continue
         res = hlsm.fit(Ytrain, float(lam) * train_frac, dim=dim, directed=directed, init=start,
@@ -628,7 +636,7 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=5, metric="loglik", direc
     --------
     >>> from fastgrad import hlsm
     >>> Y, _ = hlsm.simulate(30, 2, dim=1, random_state=0)
-    >>> cv = hlsm.fit_cv(Y, dims=(1, 2), lams=[1e6, 0.0], n_folds=3, random_state=0)
+    >>> cv = hlsm.fit_cv(Y, dims=(1, 2), lams=[1e6], n_folds=3, random_state=0)
     >>> cv.dim, cv.best.b.shape
     (1, (30, 1))
     """
@@ -658,15 +666,15 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=5, metric="loglik", direc
         if min(ties, nonties) < 2:
             raise ValueError(f"Y: layer {layer} has {min(ties, nonties)} observed "
                              f"{'ties' if ties < nonties else 'non-ties'}; cross-validation needs at least 2")
+    seed = int(rng.integers(0, 2**31 - 1))  # of every fit (drawn first: the folds do not change it)
     folds = _make_folds(k, y, K, n_folds, rng)
-    seed = int(rng.integers(0, 2**31 - 1))
     shared_kw = dict(fit_kwargs)
 
     # full data: the shared fit of each dimension gives lam_max, the grid, and starts the refit
-    lmax, grids, full_start = {}, {}, {}
+    lmax, grids, shared, full_start = {}, {}, {}, {}
     for d in dims:
         lmax[d], full_start[d] = hlsm.lam_max(Y, dim=d, directed=directed, random_state=seed, **shared_kw)
-        grids[d] = _lam_grid(user_lams, lmax[d])
+        grids[d], shared[d] = _lam_grid(user_lams, lmax[d])
     n_cand = sum(len(grids[d]) for d in dims)
     fold_scores = np.full((n_cand, n_folds, 3), np.nan)
     n_obs = k.size
@@ -679,8 +687,8 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=5, metric="loglik", direc
         c = 0
         for d in dims:
             t1 = time.perf_counter()
-            fits = _path_fits(Ytrain, grids[d], lmax[d], train_frac, shared_kw, d, directed, seed, fit_kwargs)
-            n_fits += 1 + sum(1 for lam in grids[d] if lam < lmax[d])
+            fits = _path_fits(Ytrain, grids[d], shared[d], train_frac, d, directed, seed, shared_kw)
+            n_fits += 1 + len({id(r) for r in fits[1:]} - {id(fits[0])})
             for res in fits:
                 s = _scores(yt, _pair_proba(res, kt, it, jt), kt, K)
                 fold_scores[c, f] = (-s["log_loss"], s["auc"], s["brier"])
@@ -698,8 +706,8 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=5, metric="loglik", direc
     # refit on all observed pairs along the same path
     best = full_start[d_best]
     kw = {kk: v for kk, v in fit_kwargs.items() if kk != "init"}
-    for lam in grids[d_best]:
-        if lam < lam_best or lam >= lmax[d_best]:
+    for lam, sh in zip(grids[d_best], shared[d_best]):
+        if lam < lam_best or sh or lam >= lmax[d_best]:
             continue
         best = hlsm.fit(Y, float(lam), dim=d_best, directed=directed, init=best, random_state=seed, **kw)
         n_fits += 1

@@ -1069,7 +1069,8 @@ def _fit_input(Yenc):
 
 
 def _lam_max_encoded(Yenc, Yfit, *, dim, directed, init, random_state, **fit_kwargs):
-    big = fit(Yfit, 1e300, dim=dim, directed=directed, init=init, random_state=random_state, **fit_kwargs)
+    with np.errstate(over="ignore"):  # the prox threshold 1e300 / ||eps_ik|| overflows to inf (eps = 0)
+        big = fit(Yfit, 1e300, dim=dim, directed=directed, init=init, random_state=random_state, **fit_kwargs)
     _, _, ge, _ = _nll_grad_encoded(Yenc, _transposed(Yenc, directed), big.b, big.eps, big.alpha, directed)
     lmax = float(np.sqrt((ge * ge).sum(axis=-1)).max())
     big.lam = lmax
