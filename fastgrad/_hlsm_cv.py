@@ -516,7 +516,8 @@ class HLSMCV:
         ax.set_xscale("log")
         ticks = sorted(set(np.round(x, 12)))
         ax.set_xticks(ticks)
-        ax.set_xticklabels(["0" if t == x0 and t not in pos else f"{t:.3g}" for t in ticks])
+        zero = (s["lam_ratio"] == 0).any()
+        ax.set_xticklabels(["0" if zero and np.isclose(t, x0) else f"{t:.3g}" for t in ticks])
         ax.minorticks_off()
         ax.set_xlabel("lam / lam_max  (1: shared positions, 0: independent layers)")
         ax.set_ylabel({"loglik": "held-out log-likelihood per pair", "auc": "held-out AUC (layer mean)",
