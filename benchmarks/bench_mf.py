@@ -3,13 +3,16 @@ import numba
 import numpy as np
 
 from fastgrad import mf
+from fastgrad.datasets import make_ratings
 from fastgrad.kernels import (mf_block_layout, mf_error_sums, mf_normal_rows, mf_partition,
                               mf_sgd_epoch, mf_sgd_epoch_blocked, mf_shuffle, mf_shuffle_blocks)
 
 
 def _data(n_ratings=100_000, n_users=943, n_items=1682, seed=0):
-    u, i, r, _ = mf.simulate(n_users, n_items, n_ratings, n_factors=10, noise=0.8, random_state=seed)
-    return u.astype(np.int32), i.astype(np.int32), np.clip(np.round(r), 1, 5)
+    """MovieLens-100k-shaped ratings: heavy-tailed user activity and item popularity, 1..5 stars."""
+    u, i, r = make_ratings(n_users, n_items, n_ratings, random_state=seed)
+    perm = np.random.default_rng(seed).permutation(r.size)     # make_ratings orders by user
+    return u[perm].astype(np.int32), i[perm].astype(np.int32), r[perm]
 
 
 class _ThreadsParam:
@@ -23,7 +26,7 @@ class _ThreadsParam:
 
 
 class MFEpoch(_ThreadsParam):
-    """One SGD epoch over 100,000 MovieLens-100k-shaped ratings, 100 factors."""
+    """One SGD epoch over 100,000 MovieLens-100k-shaped (heavy-tailed) ratings, 100 factors."""
 
     def setup(self, n_threads):
         super().setup(n_threads)

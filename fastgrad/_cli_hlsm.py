@@ -1,8 +1,11 @@
 """``python -m fastgrad hlsm``: fit the HLSM to a bundled data set or an edge list."""
 import os
+import sys
 import time
 
 import numpy as np
+
+from ._hlsm_cv import DEFAULT_DIMS as _DEFAULT_DIMS
 
 
 def add_parser(subparsers):
@@ -14,10 +17,22 @@ def add_parser(subparsers):
     src.add_argument("--dataset", default=None, help="bundled data set: aucs, florentine, krackhardt (default aucs)")
     src.add_argument("--edgelist", default=None, help="CSV edge list with columns source,target,layer")
     p.add_argument("--directed", action="store_true", help="edge list ties are directed")
-    p.add_argument("--lam", type=float, default=None, help="group-lasso penalty (default: chosen by BIC)")
-    p.add_argument("--select-lam", action="store_true",
-                   help="choose lam by BIC along an adaptive group-lasso path (the default without --lam)")
-    p.add_argument("--dim", type=int, default=2, help="latent dimension (default 2)")
+    p.add_argument("--lam", type=float, default=None,
+                   help="group-lasso penalty of a single fit (default: choose dim and lam by cross-validation)")
+    p.add_argument("--select", action="store_true",
+                   help="choose dim and lam by cross-validation on held-out pairs (hlsm.fit_cv; "
+                        "the default without --lam)")
+    p.add_argument("--select-lam", action="store_true", help="deprecated alias of --select")
+    p.add_argument("--bic", action="store_true",
+                   help="choose lam by BIC along an adaptive group-lasso path instead (hlsm.fit_path)")
+    p.add_argument("--dim", type=int, default=None,
+                   help="latent dimension (default 2 for --lam/--bic; with --select, only this dimension)")
+    p.add_argument("--dims", default=None,
+                   help="comma-separated dimensions compared by --select (default "
+                        + ",".join(map(str, _DEFAULT_DIMS)) + ")")
+    p.add_argument("--folds", type=int, default=5, help="folds of --select (default 5)")
+    p.add_argument("--metric", default="loglik", choices=("loglik", "auc", "brier"),
+                   help="held-out score that --select maximises (default loglik)")
     p.add_argument("--max-iter", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
     p.add_argument("--out", default="results", help="output folder (default results/)")
@@ -35,17 +50,36 @@ def run(args):
         data = datasets.load_dataset(args.dataset or "aucs")
     print(repr(data))
     t0 = time.perf_counter()
-    kw = dict(dim=args.dim, directed=data.directed, random_state=args.seed, max_iter=args.max_iter,
-              verbose=args.verbose)
-    if args.lam is not None and not args.select_lam:
-        res = hlsm.fit(data, args.lam, **kw)
-    else:
-        path = hlsm.fit_path(data, adaptive=True, **kw)
+    if args.select_lam:
+        print("note: --select-lam is deprecated; it now means --select (cross-validation of dim and lam)",
+              file=sys.stderr)
+        args.select = True
+    if args.lam is not None and (args.select or args.bic):
+        raise ValueError("--lam fits one model; it cannot be combined with --select or --bic")
+    if args.select and args.bic:
+        raise ValueError("choose one of --select and --bic")
+    kw = dict(directed=data.directed, max_iter=args.max_iter)
+    cv = None
+    if args.lam is not None:
+        res = hlsm.fit(data, args.lam, dim=args.dim or 2, random_state=args.seed, verbose=args.verbose, **kw)
+    elif args.bic:
+        path = hlsm.fit_path(data, adaptive=True, dim=args.dim or 2, random_state=args.seed, **kw)
         res = path.best
         print("lam path (adaptive group lasso), BIC:")
         for lam, bic, r in zip(path.lams, path.bic, path.results):
             mark = " <- selected" if r is res else ""
             print(f"  lam {lam:10.4f}  BIC {bic:11.3f}  deviating {int(r.deviating.sum()):4d}{mark}")
+    else:
+        dims = _parse_dims(args.dims) if args.dims else ((args.dim,) if args.dim else _DEFAULT_DIMS)
+        cv = hlsm.fit_cv(data, dims=dims, n_folds=args.folds, metric=args.metric, random_state=args.seed,
+                         verbose=args.verbose, **kw)
+        res = cv.best
+        print(cv.summary())
+        s = cv.scores
+        b = cv.best_index
+        print(f"cross-validated AUC {cv.cv_auc:.4f} ± {s['auc_std'][b]:.4f} (held-out pairs, mean over layers), "
+              f"log-loss {-s['loglik'][b]:.4f}; selected dim={cv.dim}, lam={cv.lam:.4g} "
+              f"({_describe_ratio(cv.lam_ratio)})")
     elapsed = time.perf_counter() - t0
     res.fit_time = elapsed
     print(res.summary())
@@ -59,7 +93,11 @@ def run(args):
             fig = res.plot(Y=data, labels=True, path=stem + "_plot.png")
             import matplotlib.pyplot as plt
             plt.close(fig)
-            print(f", {stem}_plot.png")
+            print(f", {stem}_plot.png", end="")
+            if cv is not None:
+                plt.close(cv.plot(path=stem + "_cv.png"))
+                print(f", {stem}_cv.png", end="")
+            print()
         except ImportError as exc:
             print(f"\n(plot skipped: {exc})")
     else:
@@ -80,3 +118,21 @@ def _write_positions(path, res):
                 vals = [f"{v:.6g}" for v in (*res.b[i], *res.z[k, i])]
                 fh.write(",".join([nodes[i], layers[k], *vals, f"{norms[k, i]:.6g}",
                                    str(bool(norms[k, i] > 0))]) + "\n")
+
+
+def _parse_dims(text):
+    try:
+        dims = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"--dims must be comma-separated integers, got {text!r}") from None
+    if not dims:
+        raise ValueError("--dims is empty")
+    return dims
+
+
+def _describe_ratio(r):
+    if r >= 1:
+        return "shared positions in every layer"
+    if r == 0:
+        return "independent layers"
+    return f"{r:.3g} lam_max: partly shared"

@@ -32,10 +32,12 @@ from . import prox as _prox
 from ._threads import threads_for
 from ._validation import check_random_state, check_scalar
 from .solvers import proximal_gradient
+from ._hlsm_cv import HLSMCV, HeldOutPairs, fit_cv, holdout_pairs, roc_auc, score_pairs  # noqa: F401
 
 __all__ = [
     "fit", "fit_path", "lam_max", "procrustes_error", "nll_and_grad", "objective", "simulate", "encode_layers",
     "HLSMResult", "HLSMPath", "HLSMTruth",
+    "fit_cv", "HLSMCV", "holdout_pairs", "HeldOutPairs", "score_pairs", "roc_auc",
 ]
 
 
@@ -479,6 +481,28 @@ def _fit_shared(Yenc, directed, b0, alpha0, rng, *, tol=1e-9, max_iter=2000, eva
 
 # ----------------------------------------------------------------------------- results
 
+def _check_pairs(pairs, K, n):
+    """Validate ``pairs = (k, i, j)`` of :meth:`HLSMResult.predict_proba`; int64 1-D arrays."""
+    if not isinstance(pairs, (tuple, list)) or len(pairs) != 3:
+        raise TypeError("pairs must be a tuple (k, i, j) of integer arrays")
+    out = []
+    for nm, a, hi in zip("kij", pairs, (K, n, n)):
+        arr = np.asarray(a)
+        if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+            raise TypeError(f"pairs: {nm} must be an integer array, got dtype {arr.dtype}")
+        if arr.ndim > 1:
+            raise ValueError(f"pairs: {nm} must be 1-dimensional, got shape {arr.shape}")
+        arr = arr.astype(np.int64).ravel()
+        if arr.size and (arr.min() < 0 or arr.max() >= hi):
+            raise ValueError(f"pairs: {nm} has values outside [0, {hi})")
+        out.append(arr)
+    try:
+        k, i, j = np.broadcast_arrays(*out)
+    except ValueError:
+        raise ValueError("pairs: k, i and j must have the same length") from None
+    return k, i, j
+
+
 @dataclass
 class HLSMResult:
     """A fitted hierarchical latent space model.
@@ -538,6 +562,12 @@ class HLSMResult:
     layer_nll: np.ndarray = field(default=None, repr=False)
     weights: np.ndarray = field(default=None, repr=False)
     stages: dict = field(default_factory=dict, repr=False)
+    sociality: np.ndarray = field(default=None, repr=False)
+    sender: np.ndarray = field(default=None, repr=False)
+    receiver: np.ndarray = field(default=None, repr=False)
+    beta: np.ndarray = field(default=None, repr=False)
+    covariates: np.ndarray = field(default=None, repr=False)
+    sociality_mode: str = None
 
     @property
     def deviating(self):
@@ -560,10 +590,79 @@ class HLSMResult:
         """Bayesian information criterion ``2 nll + df log(n_obs)``."""
         return 2.0 * self.nll + self.df * np.log(max(self.n_obs, 1))
 
-    def predict_proba(self):
-        """Link probabilities ``P(y_ijk = 1)``, shape (K, n, n), zero on the diagonal."""
-        from .kernels.hlsm import hlsm_pair_probabilities
-        return hlsm_pair_probabilities(np.ascontiguousarray(self.z), np.ascontiguousarray(self.alpha))
+    def linear_predictor(self, pairs=None):
+        """``eta_ijk = alpha_k [+ g_ik + g_jk | + s_ik + r_jk] [+ sum_p beta_kp x_pij] - ||z_ik - z_jk||^2``.
+
+        Same ``pairs`` argument and shapes as :meth:`predict_proba` (the
+        diagonal of the full array is 0).
+        """
+        K, n, d = self.z.shape
+        so, ro = self._offsets()
+        if pairs is None:
+            diff = self.z[:, :, None, :] - self.z[:, None, :, :]
+            eta = self.alpha[:, None, None] - np.einsum("kijc,kijc->kij", diff, diff)
+            if so is not None:
+                eta += so[:, :, None] + ro[:, None, :]
+            if self.beta is not None and self.beta.size:
+                eta += np.einsum("kp,pij->kij", self.beta, self.covariates)
+            for k in range(K):
+                np.fill_diagonal(eta[k], 0.0)
+            return eta
+        k, i, j = _check_pairs(pairs, K, n)
+        diff = self.z[k, i] - self.z[k, j]
+        eta = self.alpha[k] - (diff * diff).sum(axis=-1)
+        if so is not None:
+            eta += so[k, i] + ro[k, j]
+        if self.beta is not None and self.beta.size:
+            eta += (self.beta[k] * self.covariates[:, i, j].T).sum(axis=-1)
+        return eta
+
+    def _offsets(self):
+        """(K, n) sender and receiver offsets (both ``sociality`` if undirected), or (None, None)."""
+        if self.sociality is not None:
+            return self.sociality, self.sociality
+        if self.sender is not None:
+            return self.sender, self.receiver
+        return None, None
+
+    def predict_proba(self, pairs=None):
+        """Link probabilities ``P(y_ijk = 1)``.
+
+        Parameters
+        ----------
+        pairs : tuple of three int arrays (k, i, j), optional
+            Layers and nodes of the dyads to predict (``i -> j`` when
+            directed); equal-length 1-D arrays (scalars broadcast).
+
+        Returns
+        -------
+        ndarray
+            With ``pairs``: shape (m,), one probability per dyad (sociality
+            effects and covariates included; ``i == j`` gives 0). Without:
+            shape (K, n, n), zero on the diagonal.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastgrad import hlsm
+        >>> Y, _ = hlsm.simulate(30, 2, random_state=0)
+        >>> res = hlsm.fit(Y, lam=5.0, random_state=0)
+        >>> p = res.predict_proba((np.array([0, 1]), np.array([3, 4]), np.array([5, 6])))
+        >>> bool(np.allclose(p, res.predict_proba()[[0, 1], [3, 4], [5, 6]]))
+        True
+        """
+        if pairs is None and self._offsets()[0] is None and (self.beta is None or not self.beta.size):
+            from .kernels.hlsm import hlsm_pair_probabilities
+            return hlsm_pair_probabilities(np.ascontiguousarray(self.z), np.ascontiguousarray(self.alpha))
+        eta = self.linear_predictor(pairs)
+        p = 0.5 * (1.0 + np.tanh(0.5 * eta))
+        if pairs is None:
+            for k in range(p.shape[0]):
+                np.fill_diagonal(p[k], 0.0)
+        else:
+            k, i, j = _check_pairs(pairs, *self.z.shape[:2])
+            p[i == j] = 0.0
+        return p
 
     def summary(self):
         """A per-layer text summary."""
@@ -921,6 +1020,14 @@ def lam_max(Y, *, dim=2, directed=False, init="auto", random_state=None, **fit_k
     Fits the model with ``eps = 0`` (one shared configuration) and returns
     ``max_ik ||d nll / d eps_ik||_2`` there: by the optimality conditions of
     the group lasso, ``eps = 0`` stays optimal for every ``lam >=`` this value.
+    Missing dyads (NaN) are left out of the likelihood, as in :func:`fit`.
+
+    Parameters
+    ----------
+    Y : array_like
+        As for :func:`fit`.
+    dim, directed, init, random_state, **fit_kwargs
+        Passed to :func:`fit`.
 
     Returns
     -------
@@ -932,9 +1039,38 @@ def lam_max(Y, *, dim=2, directed=False, init="auto", random_state=None, **fit_k
     -----
     Sparse input (a list of scipy.sparse layers) uses the sparse likelihood
     throughout (pass ``sparse=False`` to force the dense path).
+
+    Examples
+    --------
+    >>> from fastgrad import hlsm
+    >>> Y, _ = hlsm.simulate(30, 2, missing=0.1, random_state=0)
+    >>> lmax, shared = hlsm.lam_max(Y, random_state=0)
+    >>> lmax > 0, bool((shared.eps == 0).all())
+    (True, True)
     """
     Yenc = _encode_any(Y, directed, fit_kwargs.pop("sparse", "auto"))
-    big = fit(Yenc, 1e300, dim=dim, directed=directed, init=init, random_state=random_state, **fit_kwargs)
+    lmax, big = _lam_max_encoded(Yenc, _fit_input(Yenc), dim=dim, directed=directed, init=init,
+                                 random_state=random_state, **fit_kwargs)
+    big.nodes = list(getattr(Y, "nodes", [])) or None
+    big.layers = list(getattr(Y, "layers", [])) or None
+    return lmax, big
+
+
+def _fit_input(Yenc):
+    """What :func:`fit` accepts for encoded data: ``SparseLayers`` as is; the dense int8
+    encoding (-1 = missing or diagonal) as float64 with NaN at the missing dyads."""
+    if not isinstance(Yenc, np.ndarray):
+        return Yenc
+    F = Yenc.astype(np.float64)
+    F[Yenc < 0] = np.nan
+    for k in range(F.shape[0]):
+        np.fill_diagonal(F[k], 0.0)
+    return F
+
+
+def _lam_max_encoded(Yenc, Yfit, *, dim, directed, init, random_state, **fit_kwargs):
+    with np.errstate(over="ignore"):  # the prox threshold 1e300 / ||eps_ik|| overflows to inf (eps = 0)
+        big = fit(Yfit, 1e300, dim=dim, directed=directed, init=init, random_state=random_state, **fit_kwargs)
     _, _, ge, _ = _nll_grad_encoded(Yenc, _transposed(Yenc, directed), big.b, big.eps, big.alpha, directed)
     lmax = float(np.sqrt((ge * ge).sum(axis=-1)).max())
     big.lam = lmax
@@ -950,6 +1086,8 @@ def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=
     to ``lam_min_ratio * lam_max``; each fit starts from the previous one.
     The selected fit minimises ``BIC = 2 nll + df log(n_obs)`` with
     ``df = n d - d(d+1)/2 + K + d * (number of non-zero deviations)``.
+    BIC tends to choose the shared model on real networks; to choose ``lam``
+    and ``dim`` for prediction use :func:`fit_cv` (held-out pairs).
 
     With ``adaptive=True`` a second path follows (adaptive group lasso, Wang &
     Leng 2008): weights ``w_ik = 1 / ||eps_ik||`` from the first path's BIC
@@ -961,7 +1099,7 @@ def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=
     Parameters
     ----------
     Y : array_like
-        As for :func:`fit`.
+        As for :func:`fit` (missing dyads as NaN are left out of every fit).
     lams : sequence of float, optional
         Explicit grid (sorted decreasing internally). Not allowed with ``adaptive``.
     n_lams : int, default=8
@@ -981,23 +1119,32 @@ def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=
     -----
     Sparse input (a list of scipy.sparse layers) uses the sparse likelihood
     for every fit of the path (pass ``sparse=False`` to force the dense path).
+
+    Examples
+    --------
+    >>> from fastgrad import hlsm
+    >>> Y, _ = hlsm.simulate(30, 2, missing=0.1, random_state=0)
+    >>> path = hlsm.fit_path(Y, n_lams=3, random_state=0)
+    >>> len(path.results), bool(path.lams[0] > path.lams[-1])
+    (3, True)
     """
     Yenc = _encode_any(Y, directed, fit_kwargs.pop("sparse", "auto"))
+    Yfit = _fit_input(Yenc)
     meta = {"nodes": list(getattr(Y, "nodes", [])) or None, "layers": list(getattr(Y, "layers", [])) or None}
     n_lams = check_scalar(n_lams, "n_lams", kind="int", lo=1)
     lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", lo=0.0, hi=1.0, lo_open=True)
     kw = dict(dim=dim, directed=directed, random_state=random_state, **fit_kwargs)
     if lams is None:
-        lmax, start = lam_max(Yenc, init=init, **kw)
+        lmax, start = _lam_max_encoded(Yenc, Yfit, init=init, **kw)
         grid = lmax * np.geomspace(1.0, lam_min_ratio, n_lams)
-        path = _run_path(Yenc, grid[1:], start, [start], None, kw)
+        path = _run_path(Yfit, grid[1:], start, [start], None, kw)
     else:
         if adaptive:
             raise ValueError("lams cannot be given with adaptive=True (the second grid depends on the weights)")
         grid = np.sort(np.asarray(lams, dtype=np.float64))[::-1]
         if grid.size == 0 or not np.isfinite(grid).all() or (grid < 0).any():
             raise ValueError("lams must be a non-empty sequence of finite non-negative numbers")
-        path = _run_path(Yenc, grid, init, [], None, kw)
+        path = _run_path(Yfit, grid, init, [], None, kw)
     if adaptive:
         first = path.results[-1]  # the least penalised fit is the initial estimator
         norms = np.linalg.norm(first.eps, axis=-1)
@@ -1009,16 +1156,17 @@ def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=
         if finite.any():
             lmax_w = float((np.linalg.norm(ge, axis=-1)[finite] / weights[finite]).max())
             grid = lmax_w * np.geomspace(1.0, lam_min_ratio, n_lams)
-            path = _run_path(Yenc, grid, start, [], weights, kw)
+            path = _run_path(Yfit, grid, start, [], weights, kw)
     for res in path.results:
         res.nodes, res.layers = meta["nodes"], meta["layers"]
     return path
 
 
-def _run_path(Yenc, grid, start, results, weights, kw):
+def _run_path(Yfit, grid, start, results, weights, kw):
+    """Warm-started fits along ``grid``; ``Yfit`` is input :func:`fit` accepts (see ``_fit_input``)."""
     results = list(results)
     for lam in grid:
-        res = fit(Yenc, float(lam), init=start, weights=weights, **kw)
+        res = fit(Yfit, float(lam), init=start, weights=weights, **kw)
         results.append(res)
         start = res
     lams = np.array([r.lam for r in results])

@@ -95,3 +95,50 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     path.write_text("from,to\na,b\n")
     assert main(["hlsm", "--edgelist", str(path), "--lam", "1", "--out", str(tmp_path)]) == 1
     assert "lacks column" in capsys.readouterr().err
+
+
+def _edgelist(tmp_path, n=20, K=2):
+    from fastgrad import hlsm
+    Y, _ = hlsm.simulate(n, K, random_state=0)
+    rows = ["source,target,layer"]
+    for k in range(K):
+        for i, j in zip(*np.nonzero(np.triu(Y[k], 1))):
+            rows.append(f"n{i},n{j},L{k}")
+    path = tmp_path / "edges.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_cli_hlsm_select_prints_cross_validated_auc(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = _edgelist(tmp_path)
+    out = tmp_path / "out"
+    assert main(["hlsm", "--edgelist", str(path), "--select", "--dims", "1,2", "--folds", "2",
+                 "--max-iter", "200", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "2-fold cross-validation" in text and "<- selected" in text
+    auc = float(text.split("cross-validated AUC ")[1].split()[0])
+    assert 0.5 < auc <= 1.0
+    assert (out / "hlsm_edges_cv.png").stat().st_size > 1000
+    assert (out / "hlsm_edges_plot.png").stat().st_size > 1000
+    # the old flag still works and says it is deprecated
+    assert main(["hlsm", "--edgelist", str(path), "--select-lam", "--dim", "1", "--folds", "2",
+                 "--max-iter", "200", "--no-plot", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "deprecated" in captured.err and "cross-validated AUC" in captured.out
+    rows = [line for line in captured.out.splitlines() if line[:3].strip().isdigit()]
+    assert len(rows) == 5 and all(line.startswith("  1 ") for line in rows)  # --dim 1: only dim 1 compared
+    assert main(["hlsm", "--edgelist", str(path), "--bic", "--max-iter", "200", "--no-plot",
+                 "--out", str(out)]) == 0
+    assert "BIC" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--lam", "1", "--select"], "cannot be combined"),
+    (["--select", "--bic"], "choose one of"),
+    (["--select", "--dims", "1,x"], "--dims must be comma-separated integers"),
+])
+def test_cli_hlsm_bad_options(tmp_path, capsys, argv, match):
+    path = _edgelist(tmp_path)
+    assert main(["hlsm", "--edgelist", str(path), *argv, "--no-plot", "--out", str(tmp_path)]) == 1
+    assert match in capsys.readouterr().err

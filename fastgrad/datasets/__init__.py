@@ -15,6 +15,7 @@ __all__ = [
     "Multiplex", "DATASETS", "load_dataset", "load_aucs", "load_florentine",
     "load_krackhardt", "read_mpx", "read_edgelist", "from_adjacency", "load_movielens",
 ]
+from ._ratings import make_ratings  # noqa: E402  (synthetic MovieLens-shaped ratings)
 
 _DATA = os.path.join(os.path.dirname(__file__), "data")
 DATASETS = ("aucs", "florentine", "krackhardt")
