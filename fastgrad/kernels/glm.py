@@ -28,7 +28,7 @@ from ._math import softplus, softplus_sigmoid
 __all__ = [
     "LOSS_SQUARED", "LOSS_LOGISTIC",
     "glm_loss_grad", "glm_loss_grad_csr", "glm_loss", "glm_loss_csr",
-    "glm_cd", "glm_cd_csc", "glm_cd_gram",
+    "glm_cd", "glm_cd_csc", "glm_cd_gram", "glm_col_dots", "glm_col_dots_csc",
 ]
 
 LOSS_SQUARED = 0
@@ -642,3 +642,39 @@ def _gram_obj(grad, b, coef, l1, l2):
     for j in range(coef.shape[0]):
         s += coef[j] * (grad[j] - b[j])
     return 0.5 * s + _penalty(coef, l1, l2)
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def glm_col_dots(X, r, cols, out):
+    """``out[k] = X[:, cols[k]] . r`` for a Fortran-ordered ``X`` (columns read
+    contiguously; one thread per column, so the result does not depend on the
+    thread count). The screening check of the CD solvers: ``X_S' r`` on a subset
+    ``S`` of the features.
+
+    Parameters
+    ----------
+    X : float64 array, shape (n, p), Fortran-ordered
+    r : float64 array, shape (n,)
+    cols : int64 array, shape (m,)
+        Column indices in ``[0, p)``.
+    out : float64 array, shape (m,)
+        Output.
+    """
+    n = X.shape[0]
+    for k in prange(cols.shape[0]):
+        j = cols[k]
+        s = 0.0
+        for i in range(n):
+            s += X[i, j] * r[i]
+        out[k] = s
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def glm_col_dots_csc(data, indices, indptr, r, cols, out):
+    """:func:`glm_col_dots` for a CSC ``X`` (``data, indices, indptr`` of its columns)."""
+    for k in prange(cols.shape[0]):
+        j = cols[k]
+        s = 0.0
+        for q in range(indptr[j], indptr[j + 1]):
+            s += data[q] * r[indices[q]]
+        out[k] = s
