@@ -303,6 +303,9 @@ def _loop_path(make, X, y, lams, repeat, logistic):
         return np.array(coefs), np.array(icpts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        est = make()                      # warm-up: the peers compile with Numba too
+        est.set_params(**{"alpha": lams[0]} if hasattr(est, "alpha") else {})
+        est.fit(X[:40], y[:40])
         return best_of(once, repeat)
 
 
