@@ -315,6 +315,53 @@ class _Problem:
             self._gram = (np.ascontiguousarray(G), b, xbar, ybar, yvar)
         return self._gram
 
+    # --- screening helpers ---------------------------------------------------
+    def col_norms(self):
+        """Euclidean norms of the columns of X."""
+        if getattr(self, "_norms", None) is None:
+            if self.sparse:
+                A = self.csc
+                self._norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
+            else:
+                X = self.fortran
+                self._norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+        return self._norms
+
+    def col_dots(self, cols, r):
+        """``X[:, cols]' r`` (all columns if ``cols`` is None), column by column."""
+        if cols is None:
+            cols = np.arange(self.p, dtype=np.int64)
+        out = np.empty(cols.shape[0])
+        from ._threads import threads_for
+        nnz = self.csc.nnz if self.sparse else self.n
+        with _dynamic_chunks(), threads_for(nnz * cols.shape[0] // (self.p if self.sparse else 1)):
+            if self.sparse:
+                A = self.csc
+                self.K.glm_col_dots_csc(A.data, A.indices, A.indptr, r, cols, out)
+            else:
+                self.K.glm_col_dots(self.fortran, r, cols, out)
+        return out
+
+    def residual(self, coef, c):
+        """``t = Xw + c``, ``r = sw l'(t)`` and the curvatures ``sw l''(t)`` (logistic)
+        from the non-zero coefficients only."""
+        nz = np.flatnonzero(coef)
+        if nz.size:
+            A = self.csc[:, nz] if self.sparse else self.fortran[:, nz]
+            t = np.asarray(A @ coef[nz]).ravel() + c
+        else:
+            t = np.full(self.n, float(c))
+        if self.loss == "squared":
+            return t, self.sw * (t - self.y), None
+        s = 0.5 * (1.0 + np.tanh(0.5 * t))  # sigmoid without overflow
+        return t, self.sw * (s - self.y), self.sw * (s * (1.0 - s))
+
+    def loss_from_t(self, t):
+        if self.loss == "squared":
+            d = t - self.y
+            return 0.5 * float(self.sw @ (d * d))
+        return float(self.sw @ (np.logaddexp(0.0, t) - self.y * t))
+
     # --- smooth part -------------------------------------------------------
     def loss_grad(self, coef, c, grad, curv):
         K = self.K
@@ -587,11 +634,15 @@ def _path_loop(prob, lams, l1c, solver, max_iter, tol, opts, verbose, coefs, int
                objectives, n_iters, conv):
     coef, c = np.zeros(prob.p), 0.0
     k = lams.shape[0]
+    state = {}  # screening: the previous solution's gradient, lam and ever-active set
     for i, lam in enumerate(lams):
         lam_i, l1_i, solver_i, max_iter_i, tol_i = _check_params(float(lam), l1c, solver,
                                                                  max_iter, tol, prob.p, prob.n)
+        o = dict(opts)
+        if solver_i == "cd":
+            o["_screen_state"] = state
         res = _solve(prob, lam_i, l1_i, solver_i, max_iter_i, tol_i, coef, c, None, False, None,
-                     opts)
+                     o)
         coef, c = res.coef, res.intercept
         coefs[i], intercepts[i], objectives[i] = coef, c, res.objective
         n_iters[i], conv[i] = res.n_iter, res.converged
@@ -608,9 +659,18 @@ def _solve(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random_state, 
            callback, opts):
     obj = None
     if solver == "cd":
-        coef, c, n_iter, converged, history, message = _solve_cd(
-            prob, lam, l1_ratio, max_iter, tol, coef0, c0, verbose, callback)
+        screen = opts.pop("screen", True)
+        state = opts.pop("_screen_state", None)
         info = {}
+        if (screen and not _use_gram(prob) and callback is None and not verbose
+                and lam * l1_ratio > 0):
+            coef, c, n_iter, converged, history, message, obj, info = _solve_cd_screened(
+                prob, lam, l1_ratio, max_iter, tol, coef0, c0, state)
+        else:
+            coef, c, n_iter, converged, history, message = _solve_cd(
+                prob, lam, l1_ratio, max_iter, tol, coef0, c0, verbose, callback)
+            if state is not None:
+                state.clear()
         if _use_gram(prob) and len(history):
             obj = float(history[-1])  # exact quadratic expansion: no pass over X needed
     else:
@@ -705,6 +765,143 @@ def _solve_cd(prob, lam, l1_ratio, max_iter, tol, coef0, c0, verbose, callback):
         warnings.warn(f"cd did not converge within max_iter={max_iter} iterations; increase "
                       "max_iter or loosen tol", ConvergenceWarning, stacklevel=4)
     return coef, intercept(), n_iter, converged, history, message
+
+
+def _solve_cd_screened(prob, lam, l1_ratio, max_iter, tol, coef0, c0, state):
+    """Coordinate descent on a working set grown by the sequential strong rule and
+    checked against the optimality conditions of every feature (glmnet).
+
+    The working set is the features that were ever non-zero on the path plus the
+    strong set ``|grad_j(previous solution)| >= l1_ratio (2 lam - lam_prev)``
+    (Tibshirani et al. 2012). After CD converges on it, a feature outside the set
+    violates the optimality conditions if the first coordinate step of an
+    unscreened sweep would move it by more than the tolerance,
+    ``(|grad_j| - l1)^2 / (H_j + l2) > tol_abs`` (``H_j`` its curvature).
+    Violators join the set and CD restarts from the current point, until there
+    are none: the result satisfies the unscreened solver's stopping rule on every
+    feature (and equals its result whenever the unscreened sweeps would not have
+    moved the screened-out features).
+
+    The gradients ``grad_j = x_j' r`` of the features outside the set are not all
+    recomputed at every check: with ``g_ref = X' r_ref`` from the last full pass,
+    ``|grad_j| <= |g_ref_j| + ||x_j|| ||r - r_ref||`` (Cauchy-Schwarz), and only
+    the features whose bound exceeds the threshold are computed exactly (a full
+    pass, which resets the reference, when they are many).
+    """
+    K = prob.K
+    p = prob.p
+    fi = prob.fit_intercept
+    l1 = lam * l1_ratio
+    l2 = lam * (1.0 - l1_ratio)
+    tol_abs = tol * tol * max(prob.null_loss(), 1e-300)
+    if state is None:
+        state = {}
+    coef = coef0.copy()
+    c = c0 if fi else 0.0
+    norms = prob.col_norms()
+
+    def exceed(cols, r, thr):
+        """The features of ``cols`` with ``|x_j' r| > thr`` and their ``x_j' r``."""
+        if cols.size == 0:
+            return cols, np.empty(0)
+        ref = state.get("ref")
+        if ref is not None:
+            d = r - ref[0]
+            bound = np.abs(ref[1][cols]) + norms[cols] * math.sqrt(float(d @ d))
+            cand = cols[bound > thr]
+        if ref is None or cand.size > max(p // 8, 64):
+            g = prob.col_dots(None, r)
+            state["ref"] = (r.copy(), g)
+            vals = g[cols]
+            keep = np.abs(vals) > thr
+            return cols[keep], vals[keep]
+        vals = prob.col_dots(cand, r)
+        keep = np.abs(vals) > thr
+        return cand[keep], vals[keep]
+
+    if state.get("r") is not None and np.array_equal(state["coef"], coef) and \
+            state.get("c") == c:
+        r, lam_prev = state["r"], state["lam"]   # the previous lam's solution
+        t = None
+    else:
+        t, r, _ = prob.residual(coef, c)
+        if np.any(coef):
+            lam_prev = lam
+        else:  # from zero, the rule's previous lam is lam_max
+            _, g0 = exceed(np.arange(p), r, -1.0)
+            lam_prev = float(np.max(np.abs(g0))) / l1_ratio if p else lam
+    lam_prev = max(lam_prev, lam)
+    ever = state.get("ever")
+    if ever is None or ever.shape[0] != p:
+        ever = np.zeros(p, dtype=bool)
+    ws = ever | (coef != 0.0)
+    strong, _ = exceed(np.flatnonzero(~ws), r, l1_ratio * (2.0 * lam - lam_prev))
+    ws[strong] = True
+    history = []
+    n_iter = 0
+    converged = True
+    rounds = 0
+    hist = np.empty(max_iter + 1)
+    while True:
+        rounds += 1
+        idx = np.flatnonzero(ws)
+        sub = coef[idx].copy()
+        if prob.sparse:
+            A = prob.csc[:, idx]
+            c_new, k, conv, _ = K.glm_cd_csc(A.data, A.indices, A.indptr, prob.n, prob.y,
+                                             prob.sw, prob.code, lam, l1_ratio, fi, sub, c,
+                                             max_iter, tol_abs, hist)
+        else:
+            Xs = np.asfortranarray(prob.fortran[:, idx])
+            c_new, k, conv, _ = K.glm_cd(Xs, prob.y, prob.sw, prob.code, lam, l1_ratio, fi,
+                                         sub, c, max_iter, tol_abs, hist)
+        if not history:
+            history.append(hist[0])
+        history.extend(hist[1:k + 1])
+        n_iter += k
+        converged = converged and conv
+        coef[idx] = sub
+        c = c_new if fi else 0.0
+        t, r, curv = prob.residual(coef, c)
+        cand, vals = exceed(np.flatnonzero(~ws), r, l1)
+        if cand.size:
+            H = _curvatures(prob, cand, curv)
+            ex = np.abs(vals) - l1
+            cand = cand[ex * ex > tol_abs * (H + l2)]
+        if cand.size == 0:
+            break
+        ws[cand] = True
+    obj = prob.loss_from_t(t) + _penalty(coef, lam, l1_ratio)
+    ever |= coef != 0.0
+    state.update(r=r, coef=coef.copy(), c=c, lam=lam, ever=ever)
+    message = "converged" if converged else "max_iter reached"
+    if not converged:
+        warnings.warn(f"cd did not converge within max_iter={max_iter} iterations; increase "
+                      "max_iter or loosen tol", ConvergenceWarning, stacklevel=4)
+    if history:
+        history[-1] = obj
+    info = {"working_set": int(ws.sum()), "screen_rounds": rounds}
+    return coef, c, n_iter, converged, np.asarray(history), message, obj, info
+
+
+def _curvatures(prob, cols, curv):
+    """Coordinate curvatures ``H_j`` of the CD model for the columns ``cols``
+    (centred for an intercept), from the per-sample curvatures ``curv``
+    (``sw`` for the squared loss)."""
+    v = prob.sw if prob.loss == "squared" else curv
+    if prob.sparse:
+        A = prob.csc[:, cols]
+        h2 = np.asarray(A.multiply(A).T @ v).ravel()
+        h1 = np.asarray(A.T @ v).ravel()
+    else:
+        A = prob.fortran[:, cols]
+        h2 = (A * A).T @ v
+        h1 = A.T @ v
+    if prob.fit_intercept:
+        V = float(v.sum())
+        if V > 0:
+            h2 = np.maximum(h2 - h1 * h1 / V, 0.0)
+    return h2
 
 
 def _solve_generic(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random_state,
@@ -868,7 +1065,7 @@ def _presolve(prob, l2, solver, x0, tol):
     sub = _Problem.__new__(_Problem)
     sub.__dict__.update(prob.__dict__)
     sub.X, sub.y, sub.n, sub.sw = prob.X[rows], prob.y[rows], m, sw / sw.sum()
-    sub._csc = sub._fortran = sub._gram = sub._null = None
+    sub._csc = sub._fortran = sub._gram = sub._null = sub._norms = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         res = _solve_generic(sub, l2, 0.0, solver, 200, max(tol, 1e-6), x0[:prob.p],

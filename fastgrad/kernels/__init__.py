@@ -18,8 +18,8 @@ from .multinomial import (multinomial_hessian, multinomial_hessian_csr, multinom
 from .mf import (mf_block_layout, mf_block_schedule, mf_error_sums, mf_normal_rows, mf_partition,
                  mf_penalty, mf_predict, mf_rating_loss_grad, mf_sgd_epoch, mf_sgd_epoch_blocked,
                  mf_sgd_epoch_masked, mf_sgd_step, mf_shuffle, mf_shuffle_blocks, mf_stratum_blocks)
-from .glm import (LOSS_LOGISTIC, LOSS_SQUARED, glm_cd, glm_cd_csc, glm_cd_gram, glm_loss,
-                  glm_loss_csr, glm_loss_grad, glm_loss_grad_csr)
+from .glm import (LOSS_LOGISTIC, LOSS_SQUARED, glm_cd, glm_cd_csc, glm_cd_gram, glm_col_dots,
+                  glm_col_dots_csc, glm_loss, glm_loss_csr, glm_loss_grad, glm_loss_grad_csr)
 
 __all__ = [
     "sigmoid", "softplus", "log_sigmoid", "softplus_sigmoid", "logsumexp",
@@ -36,5 +36,5 @@ __all__ = [
     "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums", "mf_penalty", "mf_normal_rows",
     "mf_block_layout",
     "LOSS_SQUARED", "LOSS_LOGISTIC", "glm_loss_grad", "glm_loss_grad_csr", "glm_loss",
-    "glm_loss_csr", "glm_cd", "glm_cd_csc", "glm_cd_gram",
+    "glm_loss_csr", "glm_cd", "glm_cd_csc", "glm_cd_gram", "glm_col_dots", "glm_col_dots_csc",
 ]

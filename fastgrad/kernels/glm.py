@@ -28,7 +28,7 @@ from ._math import softplus, softplus_sigmoid
 __all__ = [
     "LOSS_SQUARED", "LOSS_LOGISTIC",
     "glm_loss_grad", "glm_loss_grad_csr", "glm_loss", "glm_loss_csr",
-    "glm_cd", "glm_cd_csc", "glm_cd_gram",
+    "glm_cd", "glm_cd_csc", "glm_cd_gram", "glm_col_dots", "glm_col_dots_csc",
 ]
 
 LOSS_SQUARED = 0
@@ -312,6 +312,9 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
     a = np.zeros(p)
     beta = coef.copy()
     active = np.empty(p, dtype=np.int64)
+    anderson = ANDERSON_M
+    snaps = np.empty((anderson + 1, p))
+    work = np.empty(n)
     c = intercept
     n_iter = 0
     n_sweeps = 0
@@ -378,6 +381,7 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
         for j in range(p):
             active[j] = j
         first_max = -1.0
+        n_snap = 0
         while n_sweeps < max_sweeps:
             n_sweeps += 1
             maxch = 0.0
@@ -427,11 +431,25 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
                         active[n_active] = j
                         n_active += 1
                 full = False
+                n_snap = 0
+                for jj in range(n_active):
+                    snaps[0, jj] = beta[active[jj]]
             elif maxch <= tol:
                 full = True
                 n_active = p
                 for j in range(p):
                     active[j] = j
+            elif anderson > 0:
+                n_snap += 1
+                for jj in range(n_active):
+                    snaps[n_snap, jj] = beta[active[jj]]
+                if n_snap == anderson:
+                    dc = _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, a, V,
+                                        center, dc, beta, active, n_active, snaps, anderson,
+                                        l1, l2, work)
+                    n_snap = 0
+                    for jj in range(n_active):
+                        snaps[0, jj] = beta[active[jj]]
         # --- step along (beta - coef, dc)
         n_iter += 1
         if loss == LOSS_SQUARED:
@@ -482,6 +500,106 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
         if first_max <= tol and move <= tol:
             converged = True
     return c, n_iter, converged, n_sweeps
+
+
+ANDERSON_M = 5
+
+
+@njit(cache=True)
+def _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, a, V, center, dc, beta,
+                   active, na, snaps, m, l1, l2, work):
+    """Anderson extrapolation of the active-set CD iterates (Bertrand & Massias 2021).
+
+    ``snaps[0..m]`` hold ``m + 1`` successive sweeps' ``beta[active]``. With the
+    differences ``U_k = snaps[k+1] - snaps[k]``, ``z = (U U')^-1 1`` and
+    ``c = z / sum(z)``, the extrapolated point is ``sum_k c_k snaps[k+1]``. It is
+    taken (``beta``, ``dts = X(beta - coef)`` and the model intercept step ``dc``
+    updated) only if it lowers the CD model ``sum_i g_i u_i + v_i u_i^2 / 2 + pen``
+    (``u = dts + dc``), so every accepted step is a descent step of the same
+    strictly convex model and CD's convergence is unaffected. Returns ``dc``.
+    """
+    # Gram of the differences (m x m) and a small Gaussian elimination
+    C = np.zeros((m, m))
+    for k in range(m):
+        for k2 in range(k, m):
+            s = 0.0
+            for jj in range(na):
+                s += (snaps[k + 1, jj] - snaps[k, jj]) * (snaps[k2 + 1, jj] - snaps[k2, jj])
+            C[k, k2] = s
+            C[k2, k] = s
+    tr = 0.0
+    for k in range(m):
+        tr += C[k, k]
+    if not tr > 0.0:
+        return dc
+    for k in range(m):
+        C[k, k] += 1e-10 * tr
+    z = np.ones(m)
+    for k in range(m):  # elimination with partial pivoting
+        piv = k
+        for r in range(k + 1, m):
+            if abs(C[r, k]) > abs(C[piv, k]):
+                piv = r
+        if abs(C[piv, k]) <= 1e-300:
+            return dc
+        if piv != k:
+            for q in range(m):
+                tmp = C[k, q]
+                C[k, q] = C[piv, q]
+                C[piv, q] = tmp
+            tmp = z[k]
+            z[k] = z[piv]
+            z[piv] = tmp
+        for r in range(k + 1, m):
+            f = C[r, k] / C[k, k]
+            for q in range(k, m):
+                C[r, q] -= f * C[k, q]
+            z[r] -= f * z[k]
+    for k in range(m - 1, -1, -1):
+        s = z[k]
+        for q in range(k + 1, m):
+            s -= C[k, q] * z[q]
+        z[k] = s / C[k, k]
+    zs = 0.0
+    for k in range(m):
+        zs += z[k]
+    if zs == 0.0 or not np.isfinite(zs):
+        return dc
+    # extrapolated point (stored in snaps[0]) and the model change
+    dpen = 0.0
+    dadc = 0.0
+    for i in range(n):
+        work[i] = 0.0
+    for jj in range(na):
+        e = 0.0
+        for k in range(m):
+            e += z[k] * snaps[k + 1, jj]
+        e /= zs
+        snaps[0, jj] = e
+        j = active[jj]
+        d = e - beta[j]
+        if d != 0.0:
+            dpen += l1 * (abs(e) - abs(beta[j])) + 0.5 * l2 * (e * e - beta[j] * beta[j])
+            dadc += a[j] * d
+            if sparse:
+                for q in range(indptr[j], indptr[j + 1]):
+                    work[indices[q]] += data[q] * d
+            else:
+                for i in range(n):
+                    work[i] += X[i, j] * d
+    dc_new = dc - dadc / V if center else dc
+    dm = dpen
+    for i in range(n):
+        u0 = dts[i] + dc
+        u1 = dts[i] + work[i] + dc_new
+        dm += g[i] * (u1 - u0) + 0.5 * v[i] * (u1 * u1 - u0 * u0)
+    if not dm < 0.0:
+        return dc
+    for i in range(n):
+        dts[i] += work[i]
+    for jj in range(na):
+        beta[active[jj]] = snaps[0, jj]
+    return dc_new
 
 
 @njit(cache=True)
@@ -642,3 +760,39 @@ def _gram_obj(grad, b, coef, l1, l2):
     for j in range(coef.shape[0]):
         s += coef[j] * (grad[j] - b[j])
     return 0.5 * s + _penalty(coef, l1, l2)
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def glm_col_dots(X, r, cols, out):
+    """``out[k] = X[:, cols[k]] . r`` for a Fortran-ordered ``X`` (columns read
+    contiguously; one thread per column, so the result does not depend on the
+    thread count). The screening check of the CD solvers: ``X_S' r`` on a subset
+    ``S`` of the features.
+
+    Parameters
+    ----------
+    X : float64 array, shape (n, p), Fortran-ordered
+    r : float64 array, shape (n,)
+    cols : int64 array, shape (m,)
+        Column indices in ``[0, p)``.
+    out : float64 array, shape (m,)
+        Output.
+    """
+    n = X.shape[0]
+    for k in prange(cols.shape[0]):
+        j = cols[k]
+        s = 0.0
+        for i in range(n):
+            s += X[i, j] * r[i]
+        out[k] = s
+
+
+@njit(parallel=True, cache=True, fastmath=_FM)
+def glm_col_dots_csc(data, indices, indptr, r, cols, out):
+    """:func:`glm_col_dots` for a CSC ``X`` (``data, indices, indptr`` of its columns)."""
+    for k in prange(cols.shape[0]):
+        j = cols[k]
+        s = 0.0
+        for q in range(indptr[j], indptr[j + 1]):
+            s += data[q] * r[indices[q]]
+        out[k] = s
