@@ -229,3 +229,22 @@ def test_bad_input():
         mf.fit_svdpp([], [], [])
     with pytest.raises(ValueError, match="diverged"):
         mf.fit_svdpp(np.arange(50) % 5, np.arange(50) % 7, np.full(50, 1e200), n_threads=1)
+
+
+def test_cli_model_svdpp(tmp_path, capsys):
+    from fastgrad.__main__ import main
+    u, i, r, _ = mf.simulate(n_users=60, n_items=40, n_ratings=1500, n_factors=2, noise=0.3,
+                             random_state=0)
+    r = np.clip(np.round(r), 1, 5)
+    path = tmp_path / "u.data"
+    path.write_text("".join(f"{a}\t{b}\t{int(c)}\t{978300000 + k}\n" for k, (a, b, c) in enumerate(zip(u, i, r))))
+    out = tmp_path / "out"
+    code = main(["mf", str(path), "--model", "svdpp", "--n-epochs", "3", "--threads", "1",
+                 "--test-size", "0.2", "--out", str(out), "--seed", "3"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert len([ln for ln in text.splitlines() if ln.startswith("epoch")]) == 3
+    model = mf.load(out / "mf_model.npz")
+    assert isinstance(model, mf.SVDppModel) and model.n_factors == 20 and model.params["lr"] == 0.007
+    rmse = float(text.split("[svdpp] test RMSE ")[1].split()[0])
+    assert rmse == pytest.approx(model.val_rmse[-1], abs=1e-4)
