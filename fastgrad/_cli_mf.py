@@ -1,4 +1,4 @@
-"""``python -m fastgrad mf RATINGS_FILE``: train a biased MF, report held-out RMSE per epoch, save it."""
+"""``python -m fastgrad mf RATINGS_FILE [--model svd|svdpp]``: train a biased MF or SVD++, report held-out RMSE per epoch, save it."""
 import math
 import os
 import sys
@@ -9,16 +9,18 @@ import numpy as np
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "mf", help="biased matrix factorisation of a ratings file (MovieLens formats)",
+        "mf", help="biased matrix factorisation or SVD++ of a ratings file (MovieLens formats)",
         description="Train a biased matrix factorisation by SGD on a ratings file "
                     "(user item rating [timestamp]; tab, '::', comma or whitespace separated), "
-                    "report the held-out RMSE after every epoch and save the model (.npz).")
+                    "(or SVD++ with --model svdpp), report the held-out RMSE after every epoch and save the model (.npz).")
     p.add_argument("ratings_file", metavar="RATINGS_FILE", help="ratings file or MovieLens directory")
     p.add_argument("--sep", default="auto", help="field separator (default: auto-detect)")
     p.add_argument("--test-size", type=float, default=0.1, help="held-out fraction (default 0.1)")
-    p.add_argument("--n-factors", type=int, default=100)
+    p.add_argument("--model", choices=("svd", "svdpp"), default="svd",
+                   help="svd: biased MF (mf.fit); svdpp: SVD++ with implicit feedback (mf.fit_svdpp)")
+    p.add_argument("--n-factors", type=int, default=None, help="default 100 (svd), 20 (svdpp)")
     p.add_argument("--n-epochs", type=int, default=20)
-    p.add_argument("--lr", type=float, default=0.005)
+    p.add_argument("--lr", type=float, default=None, help="default 0.005 (svd), 0.007 (svdpp)")
     p.add_argument("--reg", type=float, default=0.02)
     p.add_argument("--reg-bias", type=float, default=0.02)
     p.add_argument("--lr-decay", type=float, default=1.0)
@@ -97,23 +99,39 @@ def run(args):
     scale = _rating_scale(args.rating_scale, r)
     print(f"{n} ratings, {len(np.unique(u))} users, {len(np.unique(i))} items; "
           f"train {n - n_test}, test {n_test}", flush=True)
+    svdpp = args.model == "svdpp"
+    n_factors = args.n_factors if args.n_factors is not None else (20 if svdpp else 100)
+    lr = args.lr if args.lr is not None else (0.007 if svdpp else 0.005)
+    if svdpp:
+        model = mf.fit_svdpp(u[train], i[train], r[train], n_factors=n_factors, n_epochs=args.n_epochs,
+                             lr=lr, reg=args.reg, reg_bias=args.reg_bias, rating_scale=scale,
+                             random_state=args.seed, n_threads=args.threads,
+                             validation=(u[test], i[test], r[test]))
+        if not args.quiet:
+            for ep, (tr_e, te_e) in enumerate(zip(model.train_rmse, model.val_rmse), 1):
+                print(f"epoch {ep:3d}  train_rmse {tr_e:.4f}  test_rmse {te_e:.4f}", flush=True)
+        return _finish(model, args, u, i, r, test, float(model.fit_time / max(model.n_iter, 1)))
     reporter = _Reporter(args.n_epochs, args.quiet)
     try:
-        model = mf.fit(u[train], i[train], r[train], n_factors=args.n_factors, n_epochs=args.n_epochs,
-                       lr=args.lr, reg=args.reg, reg_bias=args.reg_bias, lr_decay=args.lr_decay,
+        model = mf.fit(u[train], i[train], r[train], n_factors=n_factors, n_epochs=args.n_epochs,
+                       lr=lr, reg=args.reg, reg_bias=args.reg_bias, lr_decay=args.lr_decay,
                        early_stopping=args.early_stopping, rating_scale=scale,
                        random_state=args.seed, n_threads=args.threads,
                        validation=(u[test], i[test], r[test]), callback=reporter)
     finally:
         reporter.close()
+    # median epoch time: the first epoch also pays for loading the compiled kernels
+    per_epoch = float(np.median(np.diff(reporter.stamps))) if len(reporter.stamps) > 1 else float("nan")
+    return _finish(model, args, u, i, r, test, per_epoch)
+
+
+def _finish(model, args, u, i, r, test, per_epoch):
     rmse = model.rmse(u[test], i[test], r[test])
     mae = model.mae(u[test], i[test], r[test])
     os.makedirs(args.out, exist_ok=True)
     out = os.path.join(args.out, "mf_model.npz")
     model.save(out)
-    # median epoch time: the first epoch also pays for loading the compiled kernels
-    per_epoch = float(np.median(np.diff(reporter.stamps))) if len(reporter.stamps) > 1 else float("nan")
-    print(f"test RMSE {rmse:.4f}  MAE {mae:.4f}  ({model.n_iter} epochs, fit {model.fit_time:.2f}s, "
-          f"median {per_epoch * 1e3:.1f} ms/epoch, {model.params['n_threads']} threads)")
+    print(f"[{args.model}] test RMSE {rmse:.4f}  MAE {mae:.4f}  ({model.n_iter} epochs, fit {model.fit_time:.2f}s, "
+          f"{per_epoch * 1e3:.1f} ms/epoch, {model.params['n_threads']} threads)")
     print(f"model saved to {out}")
     return 0 if math.isfinite(rmse) else 1

@@ -17,7 +17,9 @@ from .multinomial import (multinomial_hessian, multinomial_hessian_csr, multinom
                           multinomial_proba, multinomial_proba_csr)
 from .mf import (mf_block_layout, mf_block_schedule, mf_error_sums, mf_normal_rows, mf_partition,
                  mf_penalty, mf_predict, mf_rating_loss_grad, mf_sgd_epoch, mf_sgd_epoch_blocked,
-                 mf_sgd_epoch_masked, mf_sgd_step, mf_shuffle, mf_shuffle_blocks, mf_stratum_blocks)
+                 mf_sgd_epoch_masked, mf_sgd_step, mf_shuffle, mf_shuffle_blocks, mf_stratum_blocks,
+                 svdpp_implicit_csr, svdpp_implicit_sums, svdpp_rating_loss_grad, svdpp_sgd_epoch_blocked,
+                 svdpp_user_runs)
 from .glm import (LOSS_LOGISTIC, LOSS_SQUARED, glm_cd, glm_cd_csc, glm_cd_gram, glm_col_dots,
                   glm_col_dots_csc, glm_loss, glm_loss_csr, glm_loss_grad, glm_loss_grad_csr)
 
@@ -34,7 +36,8 @@ __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
     "mf_sgd_epoch_blocked", "mf_partition", "mf_block_schedule", "mf_stratum_blocks",
     "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums", "mf_penalty", "mf_normal_rows",
-    "mf_block_layout",
+    "mf_block_layout", "svdpp_rating_loss_grad", "svdpp_implicit_sums", "svdpp_sgd_epoch_blocked",
+    "svdpp_user_runs", "svdpp_implicit_csr",
     "LOSS_SQUARED", "LOSS_LOGISTIC", "glm_loss_grad", "glm_loss_grad_csr", "glm_loss",
     "glm_loss_csr", "glm_cd", "glm_cd_csc", "glm_cd_gram", "glm_col_dots", "glm_col_dots_csc",
 ]

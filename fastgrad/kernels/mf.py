@@ -48,7 +48,8 @@ __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
     "mf_sgd_epoch_blocked", "mf_partition", "mf_block_schedule", "mf_stratum_blocks",
     "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums", "mf_penalty",
-    "mf_normal_rows", "mf_block_layout",
+    "mf_normal_rows", "mf_block_layout", "svdpp_rating_loss_grad", "svdpp_implicit_sums",
+    "svdpp_sgd_epoch_blocked", "svdpp_user_runs", "svdpp_implicit_csr",
 ]
 
 _FASTMATH = {"contract", "reassoc"}   # FMA + vectorised dot products; no nnan/ninf
@@ -756,3 +757,307 @@ def mf_penalty(bu, bi, P, Q, user_counts, item_counts, reg, reg_bias, user_rows=
     if item_rows is None:
         return _penalty_side(total, Q, bi, item_counts, empty, reg, reg_bias)
     return _penalty_side(total, Q, bi, item_counts, item_rows, reg, reg_bias)
+
+
+# ----------------------------------------------------------------------------- SVD++
+# Model (Koren 2008): r_hat(u, i) = mu + bu[u] + bi[i] + Q[i] . (P[u] + z_u),
+#   z_u = |N(u)|^-1/2 sum_{j in N(u)} Y[j],
+# N(u) = the items u rated plus any implicit-feedback items. Per-rating loss
+#   f = e^2 + reg (||P[u]||^2 + ||Q[i]||^2 + sum_{j in N(u)} ||Y[j]||^2) + reg_bias (bu^2 + bi^2),
+# exact gradient (svdpp_rating_loss_grad):
+#   df/dbu = -2e + 2 reg_bias bu,  df/dbi = -2e + 2 reg_bias bi,
+#   df/dP[u] = -2e Q[i] + 2 reg P[u],  df/dQ[i] = -2e (P[u] + z_u) + 2 reg Q[i],
+#   df/dY[j] = -2e |N(u)|^-1/2 Q[i] + 2 reg Y[j]   (j in N(u)).
+# An SGD step moves by -(lr/2) grad f, as scikit-surprise's SVDpp. Its step on every
+# Y[j], j in N(u), is Y[j] <- a Y[j] + (lr/s) e q (a = 1 - lr reg, s = |N(u)|^1/2, q the
+# item factor before the step), hence z_u <- a z_u + lr e q exactly (|N(u)| / s^2 = 1), and
+# after T consecutive steps of user u, Y[j] = a^T Y[j]_0 + g with g <- a g + (lr/s) e q: the
+# same vector for all j in N(u). So the ratings are swept user by user ("runs" of one user's
+# ratings): z_u is summed once at the start of a run, each rating costs O(k), and the run
+# ends with one O(|N(u)| k) update of the Y rows -- exactly Surprise's arithmetic (up to
+# rounding), at O(k) instead of O(|N(u)| k) per rating.
+# In parallel (block-stratified like plain MF), worker b owns user block b and writes its
+# Y steps to a private view Y_b[j] = D[b, j] Y[j] + A[b, j] (it sees its own steps at once);
+# after every stratum the views are composed in worker order into Y (deterministic).
+@njit(cache=True)
+def svdpp_rating_loss_grad(r, mu, bu_u, bi_i, p, q, Y, nu_items, reg, reg_bias, grad_p, grad_q,
+                           grad_y):
+    """SVD++ per-rating loss and its exact gradient (factor 2 included).
+
+    ``f = e^2 + reg (||p||^2 + ||q||^2 + sum_j ||Y[j]||^2) + reg_bias (bu^2 + bi^2)``,
+    ``e = r - (mu + bu + bi + q . (p + |N|^-1/2 sum_j Y[j]))``, ``j`` over ``nu_items``.
+
+    Parameters
+    ----------
+    r, mu, bu_u, bi_i : float
+    p, q : float arrays, shape (k,)
+    Y : float array, shape (n_items, k)
+        Implicit item factors.
+    nu_items : int array, shape (m,)
+        ``N(u)``: the user's implicit item set (distinct rows of ``Y``).
+    reg, reg_bias : float
+    grad_p, grad_q : float arrays, shape (k,)
+        Output: ``df/dp``, ``df/dq``.
+    grad_y : float array, shape (m, k)
+        Output: ``df/dY[nu_items[t]]``.
+
+    Returns
+    -------
+    (f, df_dbu, df_dbi) : tuple of float
+    """
+    k = p.shape[0]
+    m = nu_items.shape[0]
+    inv = 1.0 / math.sqrt(m) if m > 0 else 0.0
+    z = np.zeros(k)
+    sy = 0.0
+    for t in range(m):
+        for f in range(k):
+            y = Y[nu_items[t], f]
+            z[f] += y * inv
+            sy += y * y
+    dot = 0.0
+    sq = 0.0
+    for f in range(k):
+        dot += q[f] * (p[f] + z[f])
+        sq += p[f] * p[f] + q[f] * q[f]
+    e = r - (mu + bu_u + bi_i + dot)
+    for f in range(k):
+        grad_p[f] = -2.0 * e * q[f] + 2.0 * reg * p[f]
+        grad_q[f] = -2.0 * e * (p[f] + z[f]) + 2.0 * reg * q[f]
+    for t in range(m):
+        for f in range(k):
+            grad_y[t, f] = -2.0 * e * inv * q[f] + 2.0 * reg * Y[nu_items[t], f]
+    loss = e * e + reg * (sq + sy) + reg_bias * (bu_u * bu_u + bi_i * bi_i)
+    return loss, -2.0 * e + 2.0 * reg_bias * bu_u, -2.0 * e + 2.0 * reg_bias * bi_i
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def svdpp_implicit_sums(indptr, indices, Y, Z):
+    """``Z[u] = |N(u)|^-1/2 sum_{j in N(u)} Y[j]`` for every user (0 for an empty ``N(u)``).
+
+    ``N(u) = indices[indptr[u]:indptr[u + 1]]`` (CSR by user). In parallel over users;
+    each row is summed in the CSR order, so the result does not depend on the threads.
+    """
+    k = Y.shape[1]
+    for u in prange(indptr.shape[0] - 1):
+        a = indptr[u]
+        b = indptr[u + 1]
+        for f in range(k):
+            Z[u, f] = 0.0
+        if b > a:
+            inv = 1.0 / math.sqrt(b - a)
+            for t in range(a, b):
+                j = indices[t]
+                for f in range(k):
+                    Z[u, f] += Y[j, f]
+            for f in range(k):
+                Z[u, f] *= inv
+
+
+@njit(cache=True, parallel=True)
+def svdpp_user_runs(users, items, ratings, block_ptr, n_blocks, user_start):
+    """Sort every cell's ratings by user in place (stable counting sort) and index the runs.
+
+    Cell ``c = b * B + c'`` holds ratings of users in ``[user_start[b], user_start[b + 1])``
+    (working rows of user block ``b``). Returns ``run_ptr`` (run ``r`` is
+    ``[run_ptr[r], run_ptr[r + 1])``, one user's ratings of one cell) and
+    ``cell_run_ptr`` (cell ``c``'s runs are ``cell_run_ptr[c] .. cell_run_ptr[c + 1] - 1``).
+    """
+    B = n_blocks
+    nc = B * B
+    n_runs = np.zeros(nc + 1, dtype=np.int64)
+    for c in prange(nc):
+        lo = block_ptr[c]
+        hi = block_ptr[c + 1]
+        b = c // B
+        u0 = user_start[b]
+        m = user_start[b + 1] - u0
+        cnt = np.zeros(m + 1, dtype=np.int64)
+        for t in range(lo, hi):
+            cnt[users[t] - u0 + 1] += 1
+        runs = 0
+        for x in range(m):
+            if cnt[x + 1] > 0:
+                runs += 1
+            cnt[x + 1] += cnt[x]
+        tu = users[lo:hi].copy()
+        ti = items[lo:hi].copy()
+        tr = ratings[lo:hi].copy()
+        for t in range(hi - lo):
+            x = tu[t] - u0
+            w = lo + cnt[x]
+            cnt[x] += 1
+            users[w] = tu[t]
+            items[w] = ti[t]
+            ratings[w] = tr[t]
+        n_runs[c + 1] = runs
+    for c in range(nc):
+        n_runs[c + 1] += n_runs[c]
+    run_ptr = np.empty(n_runs[nc] + 1, dtype=np.int64)
+    for c in prange(nc):
+        w = n_runs[c]
+        for t in range(block_ptr[c], block_ptr[c + 1]):
+            if t == block_ptr[c] or users[t] != users[t - 1]:
+                run_ptr[w] = t
+                w += 1
+    run_ptr[n_runs[nc]] = block_ptr[nc]
+    return run_ptr, n_runs
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def svdpp_sgd_epoch_blocked(users, items, ratings, block_ptr, run_ptr, cell_run_ptr, n_blocks,
+                            strata, seed, mu, bu, bi, P, Q, Y, indptr, indices, inv_sqrt, D, A,
+                            lr, reg, reg_bias):
+    """One SVD++ SGD epoch (scikit-surprise SVDpp's steps), block-stratified, user-major runs.
+
+    Parameters
+    ----------
+    users, items, ratings, block_ptr
+        Rating triples grouped by cell and, within a cell, by user
+        (:func:`svdpp_user_runs`).
+    run_ptr, cell_run_ptr : int64 arrays
+        Runs (one user's ratings in one cell), from :func:`svdpp_user_runs`.
+    n_blocks, strata
+        As in :func:`mf_sgd_epoch_blocked` (``n_blocks = 1``: serial).
+    seed : int
+        ``>= 0``: every cell visits its runs in a random order and shuffles each run,
+        from streams derived from ``(seed, cell)`` and ``(seed, run)``; ``-1``: array order.
+    mu, bu, bi, P, Q, Y
+        Parameters, updated in place.
+    indptr, indices : int arrays
+        ``N(u) = indices[indptr[u]:indptr[u + 1]]`` (CSR by user, working rows).
+    inv_sqrt : float array, shape (n_users,)
+        ``|N(u)|^-1/2`` (0 if empty).
+    D, A : float arrays, shapes (B, n_items), (B, n_items, k)
+        Scratch: the workers' private views of ``Y`` (any content on entry).
+    lr, reg, reg_bias : float
+
+    Returns
+    -------
+    float
+        Running sum of squared errors.
+    """
+    B = n_blocks
+    k = P.shape[1]
+    ni = Y.shape[0]
+    shrink = 1.0 - lr * reg
+    for j in prange(ni):
+        for b in range(B):
+            D[b, j] = 1.0
+            for f in range(k):
+                A[b, j, f] = 0.0
+    cell_sse = np.zeros(B * B)
+    nc = B * B
+    for t in range(strata.shape[0]):
+        s = strata[t]
+        for b in prange(B):
+            c = mf_stratum_blocks(s, b, B)
+            r0 = cell_run_ptr[c]
+            nr = cell_run_ptr[c + 1] - r0
+            order = np.arange(nr)
+            if seed >= 0:
+                state = _cell_seed(seed, c)
+                for x in range(nr - 1, 0, -1):
+                    state, bits = _splitmix64(state)
+                    y = int(_u53(bits) * (x + 1))
+                    tmp = order[x]
+                    order[x] = order[y]
+                    order[y] = tmp
+            z = np.empty(k)
+            g = np.empty(k)
+            sse = 0.0
+            for x in range(nr):
+                rr = r0 + order[x]
+                lo = run_ptr[rr]
+                hi = run_ptr[rr + 1]
+                if seed >= 0:
+                    _shuffle_range(users, items, ratings, lo, hi, _cell_seed(seed, nc + rr))
+                u = users[lo]
+                a0 = indptr[u]
+                a1 = indptr[u + 1]
+                inv = inv_sqrt[u]
+                for f in range(k):
+                    z[f] = 0.0
+                    g[f] = 0.0
+                for jj in range(a0, a1):
+                    j = indices[jj]
+                    d = D[b, j]
+                    for f in range(k):
+                        z[f] += d * Y[j, f] + A[b, j, f]
+                for f in range(k):
+                    z[f] *= inv
+                for tt in range(lo, hi):
+                    i = items[tt]
+                    dot = 0.0
+                    for f in range(k):
+                        dot += Q[i, f] * (P[u, f] + z[f])
+                    e = ratings[tt] - (mu + bu[u] + bi[i] + dot)
+                    sse += e * e
+                    bu[u] += lr * (e - reg_bias * bu[u])
+                    bi[i] += lr * (e - reg_bias * bi[i])
+                    le = lr * e
+                    lg = le * inv
+                    for f in range(k):
+                        pf = P[u, f]
+                        qf = Q[i, f]
+                        zf = z[f]
+                        P[u, f] = shrink * pf + le * qf
+                        Q[i, f] = shrink * qf + le * (pf + zf)
+                        z[f] = shrink * zf + le * qf
+                        g[f] = shrink * g[f] + lg * qf
+                w = shrink ** (hi - lo)
+                for jj in range(a0, a1):
+                    j = indices[jj]
+                    D[b, j] *= w
+                    for f in range(k):
+                        A[b, j, f] = w * A[b, j, f] + g[f]
+            cell_sse[c] = sse
+        for j in prange(ni):                       # compose the workers' views, in worker order
+            for b in range(B):
+                d = D[b, j]
+                for f in range(k):
+                    Y[j, f] = d * Y[j, f] + A[b, j, f]
+                    A[b, j, f] = 0.0
+                D[b, j] = 1.0
+    total = 0.0
+    for c in range(B * B):
+        total += cell_sse[c]
+    return total
+
+
+@njit(cache=True)
+def svdpp_implicit_csr(users, items, n_users, n_items):
+    """CSR of the distinct (user, item) pairs by user (``indptr, indices``, items increasing) and by
+    item (``item_ptr, item_users``, users increasing); also ``|N(u)|^-1/2`` per user."""
+    n = users.shape[0]
+    code = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        code[t] = np.int64(users[t]) * n_items + items[t]
+    code = np.unique(code)
+    m = code.shape[0]
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    indices = np.empty(m, dtype=np.int32)
+    item_ptr = np.zeros(n_items + 1, dtype=np.int64)
+    for t in range(m):
+        u = code[t] // n_items
+        j = code[t] - u * n_items
+        indptr[u + 1] += 1
+        item_ptr[j + 1] += 1
+        indices[t] = j
+    for u in range(n_users):
+        indptr[u + 1] += indptr[u]
+    for j in range(n_items):
+        item_ptr[j + 1] += item_ptr[j]
+    fill = item_ptr[:-1].copy()
+    item_users = np.empty(m, dtype=np.int32)
+    for t in range(m):                                 # codes sorted by user: users increase
+        u = code[t] // n_items
+        j = code[t] - u * n_items
+        item_users[fill[j]] = u
+        fill[j] += 1
+    inv_sqrt = np.zeros(n_users)
+    for u in range(n_users):
+        c = indptr[u + 1] - indptr[u]
+        if c > 0:
+            inv_sqrt[u] = 1.0 / math.sqrt(c)
+    return indptr, indices, item_ptr, item_users, inv_sqrt
