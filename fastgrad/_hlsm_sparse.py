@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["SparseLayers", "encode_sparse", "layers_from_edges", "nll_grad_sparse", "nll_sparse",
-           "case_control_layers"]
+           "case_control_layers", "dyad_lists", "nll_grad_sparse_ext"]
 
 #: Below this many nodes ``init="mds"`` uses exact classical MDS (as the dense path).
 EXACT_MDS_MAX_N = 2000
@@ -66,6 +66,8 @@ class SparseLayers:
     tie_layers: list
     miss_layers: list
     dense_part: bool = True
+    #: per-dyad terms for the node-effect kernels (:func:`dyad_lists`), built on first use
+    dyads: tuple = None
 
     @property
     def shape(self):
@@ -284,6 +286,86 @@ def nll_sparse(S, z, alpha, *, per_layer=False, dtype=np.float64):
     return layer if per_layer else float(layer.sum())
 
 
+# ----------------------------------------------------------------------------- node effects
+
+def _stack_dyads(mats, K, n):
+    """Stack per-layer (rows, cols, ct, cs) dyad lists into row-sorted CSR arrays and by receiver."""
+    out = []
+    for by_receiver in (False, True):
+        ptr = np.empty((K, n + 1), dtype=np.int64)
+        idx, cts, css, off = [], [], [], 0
+        for k, (rows, cols, ct, cs) in enumerate(mats):
+            r, c = (cols, rows) if by_receiver else (rows, cols)
+            order = np.lexsort((c, r))
+            ptr[k] = np.searchsorted(r[order], np.arange(n + 1)) + off
+            off += r.size
+            idx.append(c[order].astype(np.int32))
+            cts.append(ct[order])
+            css.append(cs[order])
+        cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.empty(0, dt))
+        out += [ptr, cat(idx, np.int32), cat(cts, np.float64), cat(css, np.float64)]
+    return tuple(out)
+
+
+def _coo(P):
+    C = P.tocoo()
+    return C.row.astype(np.int64), C.col.astype(np.int64)
+
+
+def dyad_lists(S):
+    """Per-dyad coefficients ``(ct, cs)`` of the stored dyads of ``S`` for
+    :func:`fastgrad.kernels.hlsm_dyad_correction` (cached on ``S``).
+
+    Exact likelihood (on top of the all-non-tie pass): a tie i -> j has
+    (1, 0), a missing dyad (0, -1). Undirected layers store both (i, j) and (j, i).
+    Case-control layers set them in :func:`case_control_layers`.
+    """
+    if S.dyads is None:
+        mats = []
+        for T, M in zip(S.tie_layers, S.miss_layers):
+            tr, tc = _coo(T)
+            mr, mc = _coo(M)
+            mats.append((np.concatenate([tr, mr]), np.concatenate([tc, mc]),
+                         np.concatenate([np.ones(tr.size), np.zeros(mr.size)]),
+                         np.concatenate([np.zeros(tr.size), -np.ones(mr.size)])))
+        S.dyads = _stack_dyads(mats, S.K, S.n)
+    return S.dyads
+
+
+def nll_grad_sparse_ext(S, z, alpha, so, ro, *, with_grad=True, per_layer=False):
+    """nll (and gradients in z, alpha, s, r) with node effects for sparse data ``S``.
+
+    The all-non-tie pass of :func:`fastgrad.kernels.hlsm_nll_grad_ext` plus the
+    stored-dyad terms (:func:`fastgrad.kernels.hlsm_dyad_correction`). Returns
+    ``(nll, grad_z, grad_alpha, grad_s, grad_r)`` (``nll`` per layer, shape (K,),
+    if ``per_layer``; the gradients are None without ``with_grad``).
+    """
+    from .kernels.hlsm import hlsm_dyad_correction, hlsm_nll_grad_ext
+    z = np.ascontiguousarray(z)
+    K, n, d = z.shape
+    gz, ga = np.zeros_like(z), np.zeros(K)
+    gs, gr = np.zeros((K, n)), np.zeros((K, n))
+    X0, b0 = np.zeros((0, 1, 1)), np.zeros((K, 0))
+    layer = np.zeros(K)
+    if S.dense_part:
+        if per_layer:
+            for k in range(K):
+                sl = slice(k, k + 1)
+                layer[k] = hlsm_nll_grad_ext(_DUMMY_Y, _DUMMY_Y, np.ascontiguousarray(z[sl]), alpha[sl],
+                                             np.ascontiguousarray(so[sl]), np.ascontiguousarray(ro[sl]),
+                                             X0, X0, b0[sl], S.directed, False, False,
+                                             gz[sl], ga[sl], gs[sl], gr[sl], b0[sl])
+        else:
+            layer[0] = hlsm_nll_grad_ext(_DUMMY_Y, _DUMMY_Y, z, alpha, so, ro, X0, X0, b0, S.directed, False,
+                                         with_grad, gz, ga, gs, gr, b0)
+    D = dyad_lists(S)
+    hlsm_dyad_correction(*D, z, alpha, so, ro, S.directed, with_grad, gz, ga, gs, gr, layer)
+    nll = layer if per_layer else float(layer.sum())
+    if not with_grad:
+        return nll, None, None, None, None
+    return nll, gz, ga, gs, gr
+
+
 # ----------------------------------------------------------------------------- initialisation
 
 def _union_graph(S):
@@ -475,8 +557,17 @@ def case_control_layers(S, n_controls, random_state=None):
     half = 1.0 if S.directed else 0.5
     m_ptr = np.empty((K, n + 1), dtype=np.int64)
     idx, cnt, off = [], [], 0
+    dyads = []
     for k in range(K):
         Wc = _sample_controls(S.tie_layers[k], S.miss_layers[k], n_controls, rng)
+        # per dyad for the node-effect kernels: a tie (1, 1), a control of weight w (0, w)
+        # (undirected: each pair's weight shared by its two rows, symmetric storage)
+        T = S.tie_layers[k]
+        Wd = Wc if S.directed else 0.5 * (Wc + Wc.T)
+        Cd = (T + Wd).tocoo()
+        Td = T.tocsr()
+        tie = np.asarray(Td[Cd.row, Cd.col]).ravel()
+        dyads.append((Cd.row.astype(np.int64), Cd.col.astype(np.int64), tie, Cd.data.astype(np.float64)))
         # per unordered pair {i, j}: softplus(eta) weighted by the ties among its
         # dyads plus the control weights of both rows (halved when undirected,
         # where each pair's terms are shared by its two rows)
@@ -491,4 +582,4 @@ def case_control_layers(S, n_controls, random_state=None):
     return SparseLayers(K=K, n=n, directed=S.directed, t_ptr=S.t_ptr, t_idx=S.t_idx, t_cnt=S.t_cnt,
                         m_ptr=m_ptr, m_idx=np.concatenate(idx), m_cnt=np.concatenate(cnt),
                         n_ties=S.n_ties, n_missing=S.n_missing, tie_layers=S.tie_layers,
-                        miss_layers=S.miss_layers, dense_part=False)
+                        miss_layers=S.miss_layers, dense_part=False, dyads=_stack_dyads(dyads, K, n))

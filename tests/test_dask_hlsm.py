@@ -77,9 +77,9 @@ def test_row_kernel_callable_from_user_njit(rng):
 def test_fit_equals_local_fit_at_convergence(live, net):
     from fastgrad.dask import fit_hlsm
     kw = dict(random_state=0, tol=1e-6, gtol=1e-3)
-    local = hlsm.fit(net, 3.0, **kw)
+    local = hlsm.fit(net, 3.0, **kw, sociality=None)
     stats = {}
-    dist = fit_hlsm(live, net, 3.0, stats=stats, **kw)
+    dist = fit_hlsm(live, net, 3.0, stats=stats, **kw, sociality=None)
     assert local.converged and dist.converged
     assert dist.objective == pytest.approx(local.objective, rel=1e-9)
     np.testing.assert_allclose(dist.z, local.z, atol=1e-6)
@@ -97,8 +97,8 @@ def test_directed_fit_and_row_blocks_on_distinct_workers(live):
     kw = dict(directed=True, random_state=0, max_iter=40)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastgrad.ConvergenceWarning)
-        local = hlsm.fit(Y, 2.0, **kw)
-        dist = fit_hlsm(live, Y, 2.0, **kw)
+        local = hlsm.fit(Y, 2.0, **kw, sociality=None)
+        dist = fit_hlsm(live, Y, 2.0, **kw, sociality=None)
     assert dist.n_iter == local.n_iter == 40
     assert dist.objective == pytest.approx(local.objective, rel=1e-10)
     np.testing.assert_allclose(dist.z, local.z, atol=1e-8)
@@ -133,8 +133,8 @@ def test_worker_killed_mid_fit_is_recovered(fresh, net):
     stats = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastgrad.ConvergenceWarning)
-        local = hlsm.fit(net, 3.0, **kw)
-        dist = fit_hlsm(fresh, net, 3.0, stats=stats, callback=kill_worker_at(fresh, 10), **kw)
+        local = hlsm.fit(net, 3.0, **kw, sociality=None)
+        dist = fit_hlsm(fresh, net, 3.0, stats=stats, callback=kill_worker_at(fresh, 10), **kw, sociality=None)
     assert stats["recoveries"] >= 1
     assert dist.n_iter == local.n_iter
     assert dist.objective == pytest.approx(local.objective, rel=1e-10)
@@ -152,9 +152,9 @@ def test_worker_killed_inside_an_evaluation_is_recovered(fresh, net, tmp_path, m
     stats = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastgrad.ConvergenceWarning)
-        local = hlsm.fit(net, 3.0, **kw)
+        local = hlsm.fit(net, 3.0, **kw, sociality=None)
         dist = fit_hlsm(fresh, net, 3.0, stats=stats, callback=lambda it, st: it == 5 and open(flag, "w").close(),
-                        **kw)
+                        **kw, sociality=None)
     assert not os.path.exists(flag) and stats["recoveries"] >= 1
     assert dist.objective == pytest.approx(local.objective, rel=1e-10)
     np.testing.assert_allclose(dist.z, local.z, atol=1e-8)
@@ -163,7 +163,7 @@ def test_worker_killed_inside_an_evaluation_is_recovered(fresh, net, tmp_path, m
 def test_worker_killed_without_retries_raises_clear_error(fresh, net):
     from fastgrad.dask import WorkerLostError, fit_hlsm
     with pytest.raises(WorkerLostError, match="no model is returned"):
-        fit_hlsm(fresh, net, 3.0, random_state=0, max_iter=30, max_retries=0, callback=kill_worker_at(fresh, 5))
+        fit_hlsm(fresh, net, 3.0, random_state=0, max_iter=30, max_retries=0, callback=kill_worker_at(fresh, 5), sociality=None)
 
 
 def test_bad_input(live, net):
@@ -171,13 +171,13 @@ def test_bad_input(live, net):
 
     from fastgrad.dask import fit_hlsm
     with pytest.raises(TypeError, match="client"):
-        fit_hlsm(object(), net, 1.0)
+        fit_hlsm(object(), net, 1.0, sociality=None)
     bad = net.copy()
     bad[0, 1, 2] = bad[0, 2, 1] = 2.0
     with pytest.raises(ValueError, match="entries other than 0, 1 or NaN"):
-        fit_hlsm(live, bad, 1.0)
+        fit_hlsm(live, bad, 1.0, sociality=None)
     layers = [sp.csr_matrix(np.nan_to_num(A)) for A in net]
     with pytest.raises(ValueError, match="dense layers"):
-        fit_hlsm(live, layers, 1.0, sparse=True)
+        fit_hlsm(live, layers, 1.0, sparse=True, sociality=None)
     with pytest.raises(ValueError, match="max_retries"):
-        fit_hlsm(live, net, 1.0, max_retries=-1)
+        fit_hlsm(live, net, 1.0, max_retries=-1, sociality=None)

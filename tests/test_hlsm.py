@@ -130,11 +130,11 @@ def test_history_never_increases_and_converges():
 
 def test_large_lam_gives_one_shared_configuration():
     Y, _ = hlsm.simulate(60, 3, random_state=4)
-    lmax, shared = hlsm.lam_max(Y, random_state=0)
+    lmax, shared = hlsm.lam_max(Y, random_state=0, sociality=None)
     assert not shared.deviating.any()
-    res = hlsm.fit(Y, 1.01 * lmax, random_state=0)
+    res = hlsm.fit(Y, 1.01 * lmax, random_state=0, sociality=None)
     assert np.all(res.eps == 0.0)            # exactly zero, not merely small
-    below = hlsm.fit(Y, 0.7 * lmax, init=shared)
+    below = hlsm.fit(Y, 0.7 * lmax, init=shared, sociality=None)
     assert below.deviating.any()             # below lam_max some deviation becomes active
     # the group-lasso optimality condition at eps = 0 for lam >= lam_max
     ge = hlsm.nll_and_grad(Y, res.b, res.eps, res.alpha)[2]
@@ -143,7 +143,7 @@ def test_large_lam_gives_one_shared_configuration():
 
 def test_recovers_simulated_truth(sim150):
     Y, truth = sim150
-    path = hlsm.fit_path(Y, adaptive=True, random_state=0)
+    path = hlsm.fit_path(Y, adaptive=True, random_state=0, sociality=None)  # the model of the simulation
     res = path.best
     dev, true_dev = res.deviating, truth.deviating
     tp = int((dev & true_dev).sum())
@@ -165,8 +165,8 @@ def test_recovers_simulated_truth(sim150):
 def test_plain_group_lasso_zero_for_true_zero_nodes(sim150):
     """For a large enough lam the nodes with true eps = 0 get eps exactly 0 while deviators remain."""
     Y, truth = sim150
-    lmax, shared = hlsm.lam_max(Y, random_state=0)
-    res = hlsm.fit(Y, 0.5 * lmax, init=shared)
+    lmax, shared = hlsm.lam_max(Y, random_state=0, sociality=None)
+    res = hlsm.fit(Y, 0.5 * lmax, init=shared, sociality=None)
     dev = res.deviating
     assert int((dev & ~truth.deviating).sum()) == 0
     assert int((dev & truth.deviating).sum()) >= 3

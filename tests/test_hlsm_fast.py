@@ -361,12 +361,13 @@ def test_case_control_fit_approaches_exact_fit_as_controls_grow():
     from fastgrad._hlsm_sparse import case_control_layers, encode_sparse, nll_sparse
     Y, _ = hlsm.simulate(200, 2, missing=0.02, random_state=3)
     S = encode_sparse(_sparse_layers(Y))
-    exact = hlsm.fit(S, 3.0, random_state=0, sparse=True)
+    exact = hlsm.fit(S, 3.0, random_state=0, sparse=True, sociality=None)
     errs = []
     for m in (4, 32, 256):
         e = []
         for seed in range(2):
-            r = hlsm.fit(case_control_layers(S, m, random_state=seed), 3.0, random_state=0, sparse=True)
+            r = hlsm.fit(case_control_layers(S, m, random_state=seed), 3.0, random_state=0, sparse=True,
+                         sociality=None)
             e.append((hlsm.procrustes_error(r.b, exact.b), np.abs(r.alpha - exact.alpha).max(),
                       nll_sparse(S, r.z, r.alpha) - exact.nll))
         errs.append(np.mean(e, axis=0))

@@ -35,12 +35,17 @@ def _forms(Y):
     return {"dense": Y, "sparse": _sparse(Y)}
 
 
-def numpy_nll_grad(Y, b, eps, alpha, directed):
-    """NumPy reference over observed off-diagonal dyads (NaN = missing)."""
+def numpy_nll_grad(Y, b, eps, alpha, directed, res=None):
+    """NumPy reference over observed off-diagonal dyads (NaN = missing); with ``res``, its
+    sociality (or sender/receiver) effects are added to eta."""
     z = b[None] + eps
     n = z.shape[1]
     diff = z[:, :, None, :] - z[:, None, :, :]
     eta = alpha[:, None, None] - np.einsum("kijc,kijc->kij", diff, diff)
+    if res is not None and getattr(res, "sociality", None) is not None:
+        eta = eta + res.sociality[:, :, None] + res.sociality[:, None, :]
+    elif res is not None and getattr(res, "sender", None) is not None:
+        eta = eta + res.sender[:, :, None] + res.receiver[:, None, :]
     obs = ~np.isnan(Y) & ~np.eye(n, dtype=bool)[None]
     y = np.nan_to_num(Y)
     w = 1.0 if directed else 0.5
@@ -101,7 +106,7 @@ def test_nll_and_grad_and_objective_missing(directed, form):
 def test_fit_and_predict_proba_missing(directed):
     Y, _ = _data(directed)
     res = hlsm.fit(Y, 2.0, directed=directed, random_state=0, max_iter=3000)
-    ref = numpy_nll_grad(Y, res.b, res.eps, res.alpha, directed)
+    ref = numpy_nll_grad(Y, res.b, res.eps, res.alpha, directed, res)
     np.testing.assert_allclose(res.nll, ref[0], rtol=1e-9)
     obs = ~np.isnan(Y) & ~np.eye(N, dtype=bool)[None]
     assert res.n_obs == int(obs.sum()) // (1 if directed else 2)
@@ -126,14 +131,14 @@ def test_lam_max_and_fit_path_missing(directed, form):
     lmax, shared = hlsm.lam_max(data, **kw)
     assert (shared.eps == 0).all()
     # lam_max is the largest deviation-gradient norm at the shared fit (NumPy gradient)
-    _, _, gz, ga = numpy_nll_grad(Y, shared.b, shared.eps, shared.alpha, directed)
+    _, _, gz, ga = numpy_nll_grad(Y, shared.b, shared.eps, shared.alpha, directed, shared)
     np.testing.assert_allclose(lmax, np.linalg.norm(gz, axis=-1).max(), rtol=1e-6)
     np.testing.assert_allclose(ga, 0.0, atol=1e-3 * N)  # intercepts at their optimum
     path = hlsm.fit_path(data, n_lams=3, adaptive=True, **kw)
     assert len(path.results) == 3 and np.all(np.diff(path.lams) < 0)
     assert any(r is path.best for r in path.results)
     for r in path.results:
-        np.testing.assert_allclose(r.nll, numpy_nll_grad(Y, r.b, r.eps, r.alpha, directed)[0], rtol=1e-8)
+        np.testing.assert_allclose(r.nll, numpy_nll_grad(Y, r.b, r.eps, r.alpha, directed, r)[0], rtol=1e-8)
     plain = hlsm.fit_path(data, n_lams=2, lam_min_ratio=0.3, **kw)
     assert (plain.results[0].eps == 0).all() and plain.results[1].deviating.any()
 

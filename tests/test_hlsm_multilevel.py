@@ -133,8 +133,8 @@ def test_multilevel_start_recovers_truth_and_fit_optimum(directed):
     assert hlsm.procrustes_error(b, b_all) < 0.2
     # and the fit from it reaches the optimum found from the MDS start
     kw = dict(directed=directed, random_state=0, tol=1e-11, gtol=1e-6, max_iter=20000)
-    r_ml = hlsm.fit(Y, 8.0, init="multilevel", **kw)
-    r_mds = hlsm.fit(Y, 8.0, init="mds", **kw)
+    r_ml = hlsm.fit(Y, 8.0, init="multilevel", **kw, sociality=None)
+    r_mds = hlsm.fit(Y, 8.0, init="mds", **kw, sociality=None)
     assert r_ml.converged and r_mds.converged
     assert r_ml.objective == pytest.approx(r_mds.objective, rel=1e-8)
     assert hlsm.procrustes_error(r_ml.z.reshape(-1, 2), r_mds.z.reshape(-1, 2)) < 1e-3
@@ -160,21 +160,21 @@ def test_auto_init_switch(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(_hlsm_multilevel, "init_multilevel", spy)
-    hlsm.fit(Y, 5.0, random_state=0, max_iter=5)
+    hlsm.fit(Y, 5.0, random_state=0, max_iter=5, sociality=None)
     assert calls == []  # below MULTILEVEL_MIN_N: MDS
     monkeypatch.setattr(_hlsm_multilevel, "MULTILEVEL_MIN_N", 100)
-    r_auto = hlsm.fit(Y, 5.0, random_state=0, max_iter=5)
+    r_auto = hlsm.fit(Y, 5.0, random_state=0, max_iter=5, sociality=None)
     assert calls and calls[0][1] == 300
-    r_ml = hlsm.fit(Y, 5.0, random_state=0, max_iter=5, init="multilevel")
+    r_ml = hlsm.fit(Y, 5.0, random_state=0, max_iter=5, init="multilevel", sociality=None)
     np.testing.assert_array_equal(r_auto.z, r_ml.z)  # same seed, same start
     with pytest.raises(ValueError, match="init"):
-        hlsm.fit(Y, 5.0, init="pivot")
+        hlsm.fit(Y, 5.0, init="pivot", sociality=None)
 
 
 def test_multilevel_falls_back_to_mds_on_sparse_graph():
     Y, _ = hlsm.simulate(300, 2, alpha=[-4.0, -4.0], random_state=0)
-    r1 = hlsm.fit(Y, 5.0, random_state=3, max_iter=20, init="multilevel")
-    r2 = hlsm.fit(Y, 5.0, random_state=3, max_iter=20, init="mds")
+    r1 = hlsm.fit(Y, 5.0, random_state=3, max_iter=20, init="multilevel", sociality=None)
+    r2 = hlsm.fit(Y, 5.0, random_state=3, max_iter=20, init="mds", sociality=None)
     np.testing.assert_array_equal(r1.z, r2.z)
 
 
@@ -227,7 +227,7 @@ def test_fit_shared_equals_penalised_fit_above_lam_max(monkeypatch, stage_dtype,
     rng = np.random.default_rng(0)
     b0, a0 = hlsm._init_mds(Yenc, 2, rng)
     b, alpha, sol = hlsm._fit_shared(Yenc, False, b0, a0, rng, tol=1e-13, max_iter=5000)
-    big = hlsm.fit(Y, 1e6, random_state=0, tol=1e-13, gtol=1e-8, max_iter=20000)
+    big = hlsm.fit(Y, 1e6, random_state=0, tol=1e-13, gtol=1e-8, max_iter=20000, sociality=None)
     assert big.deviating.sum() == 0
     assert sol.objective == pytest.approx(big.objective, rel=rtol)
     z = np.repeat(b[None], 3, axis=0)
@@ -242,9 +242,9 @@ def test_staged_fit_reaches_the_proximal_gradient_optimum(monkeypatch, stage_dty
     monkeypatch.setattr(_hlsm_multilevel, "STAGE_DTYPE", stage_dtype)
     Y, truth = hlsm.simulate(400, 3, missing=0.01, random_state=9)
     lam = 6.0
-    staged = hlsm.fit(Y, lam, init="multilevel", random_state=0, tol=1e-12, gtol=1e-6, max_iter=20000)
+    staged = hlsm.fit(Y, lam, init="multilevel", random_state=0, tol=1e-12, gtol=1e-6, max_iter=20000, sociality=None)
     monkeypatch.setattr(_hlsm_multilevel, "SMOOTH_STAGE", False)
-    plain = hlsm.fit(Y, lam, init="multilevel", random_state=0, tol=1e-12, gtol=1e-6, max_iter=20000)
+    plain = hlsm.fit(Y, lam, init="multilevel", random_state=0, tol=1e-12, gtol=1e-6, max_iter=20000, sociality=None)
     assert staged.converged and plain.converged
     assert staged.objective == pytest.approx(plain.objective, rel=1e-9)
     np.testing.assert_array_equal(staged.deviating, plain.deviating)

@@ -25,7 +25,7 @@ def test_node_preconditioning_reaches_the_same_optimum(monkeypatch, directed):
     res = {}
     for pre in (False, True):
         monkeypatch.setattr(hlsm, "NODE_PRECONDITION", pre)
-        res[pre] = hlsm.fit(Y, lam, directed=directed, random_state=0, tol=1e-12, gtol=1e-7, max_iter=20000)
+        res[pre] = hlsm.fit(Y, lam, directed=directed, random_state=0, tol=1e-12, gtol=1e-7, max_iter=20000, sociality=None)
         assert res[pre].converged
     r0, r1 = res[False], res[True]
     # the reported objective is the real penalised objective (penalty on unscaled eps)
@@ -83,12 +83,12 @@ def test_nll_and_grad_and_objective_accept_sparse(monkeypatch, directed):
 
 def test_lam_max_and_fit_path_accept_sparse(monkeypatch):
     Y, _ = hlsm.simulate(60, 2, random_state=9)
-    lmax0, shared0 = hlsm.lam_max(Y, random_state=0)
-    path0 = hlsm.fit_path(Y, n_lams=3, random_state=0)
+    lmax0, shared0 = hlsm.lam_max(Y, random_state=0, sociality=None)
+    path0 = hlsm.fit_path(Y, n_lams=3, random_state=0, sociality=None)
     layers = _sparse_layers(Y)
     _no_dense(monkeypatch)
-    lmax1, shared1 = hlsm.lam_max(layers, random_state=0)
-    path1 = hlsm.fit_path(layers, n_lams=3, random_state=0)
+    lmax1, shared1 = hlsm.lam_max(layers, random_state=0, sociality=None)
+    path1 = hlsm.fit_path(layers, n_lams=3, random_state=0, sociality=None)
     assert lmax1 == pytest.approx(lmax0, rel=1e-6)
     assert shared1.nll == pytest.approx(shared0.nll, rel=1e-9)
     np.testing.assert_allclose(path1.lams, path0.lams, rtol=1e-6)

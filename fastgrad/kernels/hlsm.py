@@ -21,7 +21,8 @@ from numba.extending import overload
 from ._math import fast_softplus_sigmoid32, fast_softplus_sigmoid_v2, softplus, softplus_sigmoid
 
 __all__ = ["hlsm_nll_grad", "hlsm_nll", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast",
-           "hlsm_edge_correction", "hlsm_nll_grad_fast32", "hlsm_nll_fast32"]
+           "hlsm_edge_correction", "hlsm_nll_grad_fast32", "hlsm_nll_fast32", "hlsm_nll_grad_ext",
+           "hlsm_dyad_correction"]
 
 
 @njit(cache=True)
@@ -650,6 +651,250 @@ def hlsm_edge_correction(t_ptr, t_idx, t_cnt, m_ptr, m_idx, m_cnt, z, alpha, wit
         if with_grad:
             for q in range(d):
                 grad_z[k, i, q] += -2.0 * g[q]
+    for k in range(K):
+        acc_n = 0.0
+        acc_a = 0.0
+        for i in range(n):
+            acc_n += nl_part[k * n + i]
+            acc_a += ga_part[k * n + i]
+        layer_nll[k] += acc_n
+        if with_grad:
+            grad_alpha[k] += acc_a
+
+
+# ----------------------------------------------------------------------------- node effects and covariates
+#
+# The extended linear predictor of dyad i -> j in layer k:
+#
+#     eta_ijk = alpha_k + s_ik + r_jk + sum_q beta_kq x_qij - ||z_ik - z_jk||^2
+#
+# (undirected: s = r = g, the sociality effects, and x symmetric). With
+# ``res = sigmoid(eta) - y`` per observed dyad:
+# d nll / d s_ik = sum_j res_ij, d nll / d r_jk = sum_i res_ij,
+# d nll / d beta_kq = sum_ij res_ij x_qij, d nll / d alpha_k = sum_ij res_ij and
+# d nll / d z_ik = -2 sum_j (res_ij + res_ji) (z_ik - z_jk) (directed; undirected
+# the sum over the partners of i of its pairs' residuals). Eta is no longer
+# symmetric when directed, so these kernels go row by row: the thread owning
+# row (k, i) computes every dyad i -> j and j -> i it needs (each dyad's
+# exponential twice when directed, each pair's twice when undirected) and
+# writes only row i's gradients; per-row partial sums are reduced in a fixed
+# order, so results do not depend on the thread count.
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _ext_residuals(yrow, eta, rbuf, lbuf, i):
+    """``rbuf[j] = sigmoid(eta_j) - y_j`` and ``lbuf[j] = softplus(eta_j) - y_j eta_j``
+    (0 for missing dyads, ``y_j < 0``, and for j == i)."""
+    for j in range(eta.shape[0]):
+        e = eta[j]
+        sp, s = fast_softplus_sigmoid_v2(e)
+        y = float(yrow[j])
+        obs = (y >= 0.0) & (j != i)
+        rbuf[j] = s - y if obs else 0.0
+        lbuf[j] = sp - y * e if obs else 0.0
+
+
+@njit(parallel=True, cache=True)
+def hlsm_nll_grad_ext(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
+                      grad_z, grad_alpha, grad_s, grad_r, grad_beta):
+    """Negative log-likelihood and gradient with node effects and dyad covariates.
+
+    ``eta_ijk = alpha_k + so_ik + ro_jk + sum_q beta_kq X_qij - ||z_ik - z_jk||^2``.
+
+    Parameters
+    ----------
+    Y, YT : int8 arrays, shape (K, n, n)
+        Encoded ties and their transpose (undirected: pass ``Y`` twice).
+    z : float64 array, shape (K, n, d)
+    alpha : float64 array, shape (K,)
+    so, ro : float64 arrays, shape (K, n)
+        Sender and receiver effects; undirected, pass the sociality effects
+        ``g`` as both (zeros: no node effects).
+    X, XT : float64 arrays, shape (p, n, n)
+        Dyad covariates and their transpose (``p = 0``: none; undirected,
+        ``X`` must be symmetric and ``XT`` is not read).
+    beta : float64 array, shape (K, p)
+    directed : bool
+    ties_from_y : bool
+        False: ``Y``/``YT`` are not read and every dyad i != j is an observed
+        non-tie (the dense part of the sparse likelihood).
+    with_grad : bool
+        False: only the nll (outputs untouched; undirected rows then visit j < i only).
+    grad_z : float64 (K, n, d); grad_alpha : (K,); grad_s, grad_r : (K, n); grad_beta : (K, p)
+        Outputs. Undirected: ``grad_s`` is ``d nll / d g`` and ``grad_r`` is set to 0.
+
+    Returns
+    -------
+    float
+        The negative log-likelihood.
+    """
+    K, n, d = z.shape
+    p = X.shape[0]
+    zt = _positions_t(z, 1.0)
+    nll_part = np.zeros(K * n)
+    ga_part = np.zeros(K * n)
+    gb_part = np.zeros((K * n, max(p, 1)))
+    half = 1.0 if (directed or not with_grad) else 0.5  # undirected value-only rows visit j < i once
+    zrow = np.zeros(n, dtype=np.int8)  # the ties of the all-non-tie pass
+    for t in prange(K * n):
+        k = t // n
+        i = t - k * n
+        a = alpha[k]
+        m = n if (with_grad or directed) else i
+        dist = np.zeros(m)
+        zk = zt[k]
+        for c in range(d):
+            zic = zk[c, i]
+            xc = zk[c, :m]
+            for j in range(m):
+                diff = zic - xc[j]
+                dist[j] += diff * diff
+        e1 = np.empty(m)
+        si = so[k, i]
+        rok = ro[k, :m]
+        for j in range(m):
+            e1[j] = a + si - dist[j] + rok[j]
+        for q in range(p):
+            bq = beta[k, q]
+            xq = X[q, i, :m]
+            for j in range(m):
+                e1[j] += bq * xq[j]
+        r1 = np.empty(m)
+        l1 = np.empty(m)
+        _ext_residuals(Y[k, i, :m] if ties_from_y else zrow[:m], e1, r1, l1, i)
+        nl = 0.0
+        ga = 0.0
+        for j in range(m):
+            nl += l1[j]
+            ga += r1[j]
+        nll_part[t] = half * nl
+        ga_part[t] = half * ga
+        if not with_grad:
+            continue
+        for q in range(p):
+            xq = X[q, i]
+            acc = 0.0
+            for j in range(n):
+                acc += r1[j] * xq[j]
+            gb_part[t, q] = half * acc
+        grad_s[k, i] = ga
+        rz = r1
+        if directed:
+            e2 = np.empty(n)
+            ri = ro[k, i]
+            sok = so[k]
+            for j in range(n):
+                e2[j] = a + ri - dist[j] + sok[j]
+            for q in range(p):
+                bq = beta[k, q]
+                xq = XT[q, i]
+                for j in range(n):
+                    e2[j] += bq * xq[j]
+            r2 = np.empty(n)
+            _ext_residuals(YT[k, i] if ties_from_y else zrow, e2, r2, l1, i)
+            gr = 0.0
+            for j in range(n):
+                gr += r2[j]
+                r2[j] += r1[j]
+            grad_r[k, i] = gr
+            rz = r2
+        else:
+            grad_r[k, i] = 0.0
+        for c in range(d):
+            zic = zk[c, i]
+            xc = zk[c]
+            g = 0.0
+            for j in range(n):
+                g += rz[j] * (zic - xc[j])
+            grad_z[k, i, c] = -2.0 * g
+    nll = 0.0
+    for k in range(K):
+        acc = 0.0
+        for i in range(n):
+            acc += ga_part[k * n + i]
+            nll += nll_part[k * n + i]
+        if with_grad:
+            grad_alpha[k] = acc
+            for q in range(p):
+                accb = 0.0
+                for i in range(n):
+                    accb += gb_part[k * n + i, q]
+                grad_beta[k, q] = accb
+    return nll
+
+
+@njit(parallel=True, cache=True)
+def hlsm_dyad_correction(ptr, idx, ct, cs, ptrT, idxT, ctT, csT, z, alpha, so, ro, directed, with_grad,
+                         grad_z, grad_alpha, grad_s, grad_r, layer_nll):
+    """Stored-dyad terms of the sparse likelihood with node effects.
+
+    Each stored dyad i -> j of layer k adds ``cs * softplus(eta_ijk) - ct * eta_ijk``
+    to the nll, with ``eta_ijk = alpha_k + so_ik + ro_jk - ||z_ik - z_jk||^2``:
+    a tie on top of the all-non-tie pass has (ct, cs) = (1, 0), a missing dyad
+    (0, -1), a case-control tie (1, 1) and a control of weight w (0, w).
+    Cost O(stored dyads).
+
+    Parameters
+    ----------
+    ptr : int64 (K, n + 1); idx : int32; ct, cs : float64
+        Rows of the stored dyads (row i: dyads i -> j), all layers stacked,
+        absolute pointers. Undirected: symmetric storage (each pair at (i, j)
+        and (j, i) with equal coefficients; ``so`` = ``ro`` = ``g``).
+    ptrT, idxT, ctT, csT
+        The same dyads by receiver (row i: dyads j -> i); read only when directed.
+    z, alpha, so, ro, directed
+        As for :func:`hlsm_nll_grad_ext`.
+    with_grad : bool
+    grad_z, grad_alpha, grad_s, grad_r
+        Incremented (if ``with_grad``); undirected ``grad_s`` is the gradient in g.
+    layer_nll : float64 (K,)
+        Incremented by each layer's nll terms.
+    """
+    K, n, d = z.shape
+    nl_part = np.zeros(K * n)
+    ga_part = np.zeros(K * n)
+    half = 1.0 if directed else 0.5
+    for t in prange(K * n):
+        k = t // n
+        i = t - k * n
+        a = alpha[k]
+        g = np.zeros(d)
+        nl = 0.0
+        ga = 0.0
+        for q in range(ptr[k, i], ptr[k, i + 1]):
+            j = idx[q]
+            dist = 0.0
+            for c in range(d):
+                diff = z[k, i, c] - z[k, j, c]
+                dist += diff * diff
+            eta = a + so[k, i] + ro[k, j] - dist
+            sp, s = softplus_sigmoid(eta)
+            nl += cs[q] * sp - ct[q] * eta
+            dr = cs[q] * s - ct[q]
+            ga += dr
+            for c in range(d):
+                g[c] += dr * (z[k, i, c] - z[k, j, c])
+        gr = 0.0
+        if directed:
+            for q in range(ptrT[k, i], ptrT[k, i + 1]):
+                j = idxT[q]
+                dist = 0.0
+                for c in range(d):
+                    diff = z[k, i, c] - z[k, j, c]
+                    dist += diff * diff
+                eta = a + so[k, j] + ro[k, i] - dist
+                _, s = softplus_sigmoid(eta)
+                dr = csT[q] * s - ctT[q]
+                gr += dr
+                for c in range(d):
+                    g[c] += dr * (z[k, i, c] - z[k, j, c])
+        nl_part[t] = half * nl
+        ga_part[t] = half * ga
+        if with_grad:
+            for c in range(d):
+                grad_z[k, i, c] += -2.0 * g[c]
+            grad_s[k, i] += ga
+            if directed:
+                grad_r[k, i] += gr
     for k in range(K):
         acc_n = 0.0
         acc_a = 0.0
