@@ -807,7 +807,12 @@ def _solve_cd_screened(prob, lam, l1_ratio, max_iter, tol, coef0, c0, state):
         ref = state.get("ref")
         if ref is not None:
             d = r - ref[0]
-            bound = np.abs(ref[1][cols]) + norms[cols] * math.sqrt(float(d @ d))
+            dn = math.sqrt(float(d @ d))
+            if dn == 0.0:          # the reference is exact here (a path's next lam)
+                vals = ref[1][cols]
+                keep = np.abs(vals) > thr
+                return cols[keep], vals[keep]
+            bound = np.abs(ref[1][cols]) + norms[cols] * dn
             cand = cols[bound > thr]
         if ref is None or cand.size > max(p // 8, 64):
             g = prob.col_dots(None, r)
