@@ -26,6 +26,11 @@ DEFAULT_DIMS = (1, 2, 3, 4)
 #: 1 = the shared model (all deviations zero), 0 = independent layers.
 LAM_RATIOS = (1.0, 0.5, 0.25, 0.1, 0.0)
 METRICS = ("loglik", "auc", "brier")
+#: Stopping rule of the fits inside :func:`fit_cv` (``fit_kwargs`` override it). Measured on
+#: Aarhus CS (10% held out, dims 2-3, default grid, 5 folds): fit's defaults 101 s, this 10 s,
+#: the same selection and held-out AUC within 0.0004. The refit of the selected model uses
+#: :func:`fastgrad.hlsm.fit`'s own defaults.
+CV_FIT_DEFAULTS = {"tol": 1e-5, "gtol": None, "max_iter": 500}
 _P_CLIP = 1e-15
 
 
@@ -624,8 +629,12 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=5, metric="loglik", direc
     verbose : bool, default=False
         Print a line per fold and dimension.
     **fit_kwargs
-        Passed to every :func:`fastgrad.hlsm.fit` (e.g. ``max_iter``, ``tol``,
-        ``sparse``; ``init`` for the first fit of each path).
+        Passed to every :func:`fastgrad.hlsm.fit` (e.g. ``sociality``,
+        ``covariates``, ``max_iter``, ``tol``, ``sparse``; ``init`` for the
+        first fit of each path). The fits on folds stop earlier than
+        :func:`fastgrad.hlsm.fit` by default (``tol=1e-5, gtol=None,
+        max_iter=500``: the held-out scores do not change, the time falls
+        ten-fold); given values override that.
 
     Returns
     -------
@@ -669,7 +678,8 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=5, metric="loglik", direc
                              f"{'ties' if ties < nonties else 'non-ties'}; cross-validation needs at least 2")
     seed = int(rng.integers(0, 2**31 - 1))  # of every fit (drawn first: the folds do not change it)
     folds = _make_folds(k, y, K, n_folds, rng)
-    shared_kw = dict(fit_kwargs)
+    refit_kw = dict(fit_kwargs)
+    shared_kw = {**CV_FIT_DEFAULTS, **fit_kwargs}
 
     # full data: the shared fit of each dimension gives lam_max, the grid, and starts the refit
     lmax, grids, shared, full_start = {}, {}, {}, {}
@@ -704,9 +714,10 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=5, metric="loglik", direc
         raise ValueError(f"no candidate has a finite held-out {metric}")
     b = int(np.nanargmax(key))  # first best: smallest dim, then largest lam
     d_best, lam_best = int(scores["dim"][b]), float(scores["lam"][b])
-    # refit on all observed pairs along the same path
-    best = full_start[d_best]
-    kw = {kk: v for kk, v in fit_kwargs.items() if kk != "init"}
+    # refit on all observed pairs along the same path (fit's own stopping rule unless given)
+    _, best = hlsm.lam_max(Y, dim=d_best, directed=directed, init=full_start[d_best], random_state=seed,
+                           **refit_kw)
+    kw = {kk: v for kk, v in refit_kw.items() if kk != "init"}
     for lam, sh in zip(grids[d_best], shared[d_best]):
         if lam < lam_best or sh or lam >= lmax[d_best]:
             continue
