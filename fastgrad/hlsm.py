@@ -602,6 +602,14 @@ def _curvature_scales(Yenc, b, alpha, directed, rng, n_pairs=100_000):
     return float(np.sqrt(K)), float(np.sqrt(h_alpha / h_pos))
 
 
+#: L-BFGS before proximal gradient in :func:`fit` when lam = 0 (module switch, for comparisons).
+#: For lam > 0 it did not pay on small networks (measured: the restricted problem of the non-zero
+#: groups is badly conditioned when many are small), so lam > 0 keeps proximal gradient alone.
+QUASI_NEWTON = True
+QN_MU = 1e-3
+QN_TOL = 1e-11
+QN_MAX_ITER = 2000
+
 #: Per-node preconditioning in :func:`fit` (module switch, for comparisons).
 NODE_PRECONDITION = True
 NODE_SMOOTH = 0.05
@@ -639,6 +647,100 @@ def _node_scales(Yenc, directed, smooth=1.0):
     hb = h.sum(axis=0)
     s_b = np.sqrt(hb / hb.mean())
     return s_b, s_e
+
+
+def _restricted(prob, x, active):
+    """The penalised objective as a smooth function of the entries of x outside the zero
+    groups (``active`` (K, n) False: eps_ik fixed at 0): ``(fun, keep)``."""
+    K, n, d, lam = prob.K, prob.n, prob.d, prob.lam
+    es = np.ones((K, n)) if prob.eps_scale is None else prob.eps_scale
+    w = np.ones((K, n)) if prob.weights is None else np.where(np.isinf(prob.weights), 0.0, prob.weights)
+    keep = np.ones(x.size, dtype=bool)
+    keep[prob.se] = np.repeat(active.ravel(), d)
+    wa = np.where(active, w, 0.0)
+
+    def fun(xr):
+        full = np.zeros(x.size)
+        full[keep] = xr
+        f, g = prob.fun(full)
+        eps = full[prob.se].reshape(K, n, d) / es[..., None]
+        r = np.sqrt((eps * eps).sum(axis=-1))
+        f += lam * float((wa * r).sum())
+        g[prob.se] += ((lam * wa / np.maximum(r, 1e-300))[..., None] * eps / es[..., None]).ravel()
+        return f, g[keep]
+    return fun, keep
+
+
+#: proximal-gradient iterations between the L-BFGS rounds of :func:`_solve_active_set`
+AS_PROX_ITER = 30
+AS_ROUNDS = 6
+#: L-BFGS rounds only while at most this share of the groups is non-zero
+AS_MAX_ACTIVE = 0.1
+
+
+def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, stages, work):
+    """Minimise the penalised objective by L-BFGS on the non-zero groups, alternating with
+    proximal gradient (which adds and removes groups and applies the stopping rule of
+    :func:`fit`, so the optimum is that of proximal gradient alone).
+
+    Round r: proximal gradient for at most ``AS_PROX_ITER`` iterations (all of
+    ``max_iter`` in the last round); if it has not converged, L-BFGS on the
+    objective restricted to the groups that are non-zero there (smooth: each
+    ``||eps_ik||`` away from 0), from its end point. ``lam = 0`` starts with
+    L-BFGS on the (smooth) whole problem. Returns the last proximal-gradient
+    :class:`SolverResult` with ``n_iter`` the total of its rounds and the
+    ``history`` of all rounds.
+    """
+    from .solvers import lbfgs
+    K, n, d = prob.K, prob.n, prob.d
+    x = x0
+    hist, n_prox, n_qn, n_fev = [], 0, 0, 0
+    t_qn, t_pg = 0.0, 0.0
+    sol = None
+    plain = False  # the rest by proximal gradient alone
+    for rnd in range(AS_ROUNDS):
+        fun = None
+        t1 = time.perf_counter()
+        if rnd > 0 or lam == 0:
+            if lam == 0:
+                fun, keep = prob.fun, np.ones(x.size, dtype=bool)
+            else:
+                active = np.any(x[prob.se].reshape(K, n, d) != 0.0, axis=-1)
+                if active.mean() > AS_MAX_ACTIVE:
+                    # many non-zero groups, some of them small: the restricted problem is badly
+                    # conditioned (curvature lam / ||eps_ik||), proximal gradient does better
+                    plain = True
+                else:
+                    fun, keep = _restricted(prob, x, active)
+        if (rnd > 0 or lam == 0) and fun is not None:
+            with threads_for(work):
+                qn = lbfgs(fun, x[keep], tol=QN_TOL, gtol=0.0, max_iter=QN_MAX_ITER, m=20, warn=False,
+                           name="hlsm quasi-Newton")
+            x = x.copy()
+            x[keep] = qn.x
+            n_qn += qn.n_iter
+            n_fev += qn.info.get("n_fev") or 0
+            t_qn += time.perf_counter() - t1
+        last = rnd == AS_ROUNDS - 1 or plain
+        budget = max_iter - n_prox if last else min(AS_PROX_ITER, max_iter - n_prox)
+        t1 = time.perf_counter()
+        with threads_for(work):
+            sol = proximal_gradient(prob.fun, x, prox=prob.prox, penalty=prob.penalty, fun_value=prob.fun_value,
+                                    accelerate=accelerate, max_iter=max(budget, 1), tol=tol, gtol=gtol,
+                                    verbose=verbose, warn=last or budget >= max_iter - n_prox,
+                                    name="hlsm.fit")
+        t_pg += time.perf_counter() - t1
+        n_prox += sol.n_iter
+        hist.append(sol.history if not hist else sol.history[1:])
+        x = sol.x
+        if sol.converged or n_prox >= max_iter or plain:
+            break
+    stages["quasi-Newton"] = {"n_iter": n_qn, "n_fev": n_fev, "seconds": t_qn}
+    stages["proximal gradient"] = {"n_iter": n_prox, "n_fev": None, "seconds": t_pg}
+    stages["proximal gradient rounds"] = rnd + 1
+    sol.n_iter = n_prox
+    sol.history = np.concatenate(hist)
+    return sol
 
 
 def _stage_record(sol, t_start):
@@ -1300,6 +1402,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         x0 = prob.pack_all(b0, eps0, alpha0, v0, beta0)
     else:
         x0 = prob.pack(b0, eps0, alpha0)
+    sol = None
     if lam > 0 and staged and _multilevel.SMOOTH_STAGE:
         # quasi-Newton on the Huber-smoothed penalty first: proximal gradient alone needs
         # hundreds of iterations on large networks; it then only has to settle which
@@ -1314,13 +1417,17 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         prob.dtype = np.float64
         x0 = smooth.x
         stages["smoothed L-BFGS"] = _stage_record(smooth, t1)
+    elif QUASI_NEWTON and lam == 0 and callback is None and evaluator is None:
+        sol = _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, stages, K * n * n)
     t1 = time.perf_counter()
-    with threads_for(K * n * n):
-        sol = proximal_gradient(prob.fun, x0, prox=prob.prox,
-                                penalty=prob.penalty, fun_value=prob.fun_value, accelerate=accelerate,
-                                max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
-                                name="hlsm.fit")
-    stages["proximal gradient"] = _stage_record(sol, t1)
+    if sol is None:
+        with threads_for(K * n * n):
+            sol = proximal_gradient(prob.fun, x0, prox=prob.prox,
+                                    penalty=prob.penalty, fun_value=prob.fun_value, accelerate=accelerate,
+                                    max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
+                                    name="hlsm.fit")
+    if "quasi-Newton" not in stages:
+        stages["proximal gradient"] = _stage_record(sol, t1)
     extra = {}
     if ex.active:
         b, eps, alpha, v, beta = (a.copy() for a in prob.unpack_all(sol.x))

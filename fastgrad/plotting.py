@@ -17,7 +17,7 @@ def _pyplot():
 
 
 def plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1), ncols=None,
-              figsize=None, dpi=120):
+              figsize=None, dpi=120, size_by="auto"):
     """Shared positions and layer deviations of an HLSM fit, one panel per layer.
 
     Grey dots mark the shared positions ``b_i``; coloured dots mark the layer
@@ -43,6 +43,11 @@ def plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1
         Panels per row.
     figsize : tuple, optional
     dpi : int, default=120
+    size_by : {"auto", "sociality", "sender", "receiver", None}, default="auto"
+        Size each node's layer position by its node effect in that layer
+        (area ``22 * exp(effect)``, clipped to 4..200): ``"auto"`` uses the
+        sociality effects of an undirected fit or the sender effects of a
+        directed one, when the fit has node effects; None: all equal.
 
     Returns
     -------
@@ -69,6 +74,14 @@ def plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1
         Yarr = np.asarray(getattr(Y, "Y", Y), dtype=np.float64)
     cmap = plt.get_cmap("tab10")
     dev = result.deviating
+    if size_by == "auto":
+        size_by = "sociality" if getattr(result, "sociality", None) is not None else (
+            "sender" if getattr(result, "sender", None) is not None else None)
+    if size_by is not None and size_by not in ("sociality", "sender", "receiver"):
+        raise ValueError(f"size_by must be 'auto', 'sociality', 'sender', 'receiver' or None, got {size_by!r}")
+    effect = None if size_by is None else getattr(result, size_by, None)
+    if size_by is not None and effect is None:
+        raise ValueError(f"size_by={size_by!r}: the fit has no such node effects")
     for ax, k in zip(axes.ravel(), layers):
         zx, zy = xy(result.z[k])
         if Yarr is not None:
@@ -78,7 +91,14 @@ def plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1
                 ax.plot([zx[i], zx[j]], [zy[i], zy[j]], color="0.8", lw=0.5, zorder=1)
         ax.scatter(bx, by, s=14, color="0.55", label="shared position b", zorder=2)
         col = cmap(k % 10)
-        ax.scatter(zx[dev[k]], zy[dev[k]], s=22, color=col, label="layer position z (deviating)", zorder=4)
+        if effect is not None:  # every node at its layer position, sized by its effect
+            sizes = np.clip(22.0 * np.exp(effect[k]), 4.0, 200.0)
+            ax.scatter(zx, zy, s=sizes, facecolors="none", edgecolors=col, lw=0.6, zorder=3,
+                       label=f"node size: {size_by}")
+            ax.scatter(zx[dev[k]], zy[dev[k]], s=sizes[dev[k]], color=col, label="layer position z (deviating)",
+                       zorder=4)
+        else:
+            ax.scatter(zx[dev[k]], zy[dev[k]], s=22, color=col, label="layer position z (deviating)", zorder=4)
         for i in np.nonzero(dev[k])[0]:
             ax.annotate("", xy=(zx[i], zy[i]), xytext=(bx[i], by[i]),
                         arrowprops=dict(arrowstyle="->", color=col, lw=0.9), zorder=3)

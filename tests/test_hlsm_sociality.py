@@ -269,3 +269,18 @@ def test_bad_input_is_refused_clearly():
         hlsm.nll_and_grad(Y, res.b, res.eps, res.alpha, sender=res.sociality, receiver=res.sociality)
     with pytest.raises(ValueError, match="together"):
         hlsm.nll_and_grad(Y, res.b, res.eps, res.alpha, covariates=np.zeros((1, 12, 12)))
+
+
+@pytest.mark.filterwarnings("ignore::fastgrad.ConvergenceWarning")
+def test_plot_sizes_nodes_by_effects(tmp_path):
+    pytest.importorskip("matplotlib")
+    Y, _ = hlsm.simulate(20, 2, sociality=1.0, random_state=0)
+    res = hlsm.fit(Y, 3.0, random_state=0, max_iter=50)
+    fig = res.plot(path=tmp_path / "p.png")
+    sizes = fig.axes[0].collections[1].get_sizes()   # the hollow markers of every node
+    np.testing.assert_allclose(sizes, np.clip(22 * np.exp(res.sociality[0]), 4, 200))
+    assert (tmp_path / "p.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="size_by"):
+        res.plot(size_by="sender")
+    none = hlsm.fit(Y, 3.0, random_state=0, max_iter=50, sociality=None)
+    none.plot(size_by=None)

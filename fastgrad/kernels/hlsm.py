@@ -681,9 +681,39 @@ def hlsm_edge_correction(t_ptr, t_idx, t_cnt, m_ptr, m_idx, m_cnt, z, alpha, wit
 # order, so results do not depend on the thread count.
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _ext_eta(zk, i, m, a, so_i, ro, dist, eta):
+    """``dist[j] = ||z_i - z_j||^2`` and ``eta[j] = a + so_i + ro[j] - dist[j]`` for j < m."""
+    d = zk.shape[0]
+    for j in range(m):
+        dist[j] = 0.0
+    for c in range(d):
+        zic = zk[c, i]
+        xc = zk[c, :m]
+        for j in range(m):
+            diff = zic - xc[j]
+            dist[j] += diff * diff
+    base = a + so_i
+    for j in range(m):
+        eta[j] = base - dist[j] + ro[j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _ext_eta2(a, ro_i, so, dist, eta):
+    base = a + ro_i
+    for j in range(dist.shape[0]):
+        eta[j] = base - dist[j] + so[j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _ext_add_cov(bq, xq, eta):
+    for j in range(eta.shape[0]):
+        eta[j] += bq * xq[j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _ext_residuals(yrow, eta, rbuf, lbuf, i):
     """``rbuf[j] = sigmoid(eta_j) - y_j`` and ``lbuf[j] = softplus(eta_j) - y_j eta_j``
-    (0 for missing dyads, ``y_j < 0``, and for j == i)."""
+    (0 for missing dyads, ``y_j < 0``, and for j == i); returns the sums of both."""
     for j in range(eta.shape[0]):
         e = eta[j]
         sp, s = fast_softplus_sigmoid_v2(e)
@@ -691,6 +721,47 @@ def _ext_residuals(yrow, eta, rbuf, lbuf, i):
         obs = (y >= 0.0) & (j != i)
         rbuf[j] = s - y if obs else 0.0
         lbuf[j] = sp - y * e if obs else 0.0
+    nl = 0.0
+    ga = 0.0
+    for j in range(eta.shape[0]):
+        nl += lbuf[j]
+        ga += rbuf[j]
+    return nl, ga
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _ext_dot(r, x):
+    acc = 0.0
+    for j in range(r.shape[0]):
+        acc += r[j] * x[j]
+    return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _ext_sum_add(r2, r1):
+    """Sum of ``r2``, then ``r2 += r1``."""
+    acc = 0.0
+    for j in range(r2.shape[0]):
+        acc += r2[j]
+    for j in range(r2.shape[0]):
+        r2[j] += r1[j]
+    return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _ext_grad_z(zk, i, rz, gout):
+    d = zk.shape[0]
+    for c in range(d):
+        zic = zk[c, i]
+        xc = zk[c]
+        g = 0.0
+        for j in range(rz.shape[0]):
+            g += rz[j] * (zic - xc[j])
+        gout[c] = -2.0 * g
+
+
+#: rows per task of :func:`hlsm_nll_grad_ext` (work buffers are allocated once per task)
+_EXT_ROWS = 16
 
 
 @njit(parallel=True, cache=True)
@@ -735,77 +806,46 @@ def hlsm_nll_grad_ext(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_
     gb_part = np.zeros((K * n, max(p, 1)))
     half = 1.0 if (directed or not with_grad) else 0.5  # undirected value-only rows visit j < i once
     zrow = np.zeros(n, dtype=np.int8)  # the ties of the all-non-tie pass
-    for t in prange(K * n):
-        k = t // n
-        i = t - k * n
+    R = _EXT_ROWS
+    nblk = (n + R - 1) // R
+    for task in prange(K * nblk):
+        k = task // nblk
+        blk = task - k * nblk
         a = alpha[k]
-        m = n if (with_grad or directed) else i
-        dist = np.zeros(m)
         zk = zt[k]
-        for c in range(d):
-            zic = zk[c, i]
-            xc = zk[c, :m]
-            for j in range(m):
-                diff = zic - xc[j]
-                dist[j] += diff * diff
-        e1 = np.empty(m)
-        si = so[k, i]
-        rok = ro[k, :m]
-        for j in range(m):
-            e1[j] = a + si - dist[j] + rok[j]
-        for q in range(p):
-            bq = beta[k, q]
-            xq = X[q, i, :m]
-            for j in range(m):
-                e1[j] += bq * xq[j]
-        r1 = np.empty(m)
-        l1 = np.empty(m)
-        _ext_residuals(Y[k, i, :m] if ties_from_y else zrow[:m], e1, r1, l1, i)
-        nl = 0.0
-        ga = 0.0
-        for j in range(m):
-            nl += l1[j]
-            ga += r1[j]
-        nll_part[t] = half * nl
-        ga_part[t] = half * ga
-        if not with_grad:
-            continue
-        for q in range(p):
-            xq = X[q, i]
-            acc = 0.0
-            for j in range(n):
-                acc += r1[j] * xq[j]
-            gb_part[t, q] = half * acc
-        grad_s[k, i] = ga
-        rz = r1
-        if directed:
-            e2 = np.empty(n)
-            ri = ro[k, i]
-            sok = so[k]
-            for j in range(n):
-                e2[j] = a + ri - dist[j] + sok[j]
+        dist = np.empty(n)
+        e1 = np.empty(n)
+        r1 = np.empty(n)
+        l1 = np.empty(n)
+        r2 = np.empty(n)
+        gout = np.empty(d)
+        for i in range(blk * R, min(n, (blk + 1) * R)):
+            t = k * n + i
+            m = n if (with_grad or directed) else i
+            ee, rr, ll, dd = e1[:m], r1[:m], l1[:m], dist[:m]
+            _ext_eta(zk, i, m, a, so[k, i], ro[k, :m], dd, ee)
             for q in range(p):
-                bq = beta[k, q]
-                xq = XT[q, i]
-                for j in range(n):
-                    e2[j] += bq * xq[j]
-            r2 = np.empty(n)
-            _ext_residuals(YT[k, i] if ties_from_y else zrow, e2, r2, l1, i)
-            gr = 0.0
-            for j in range(n):
-                gr += r2[j]
-                r2[j] += r1[j]
-            grad_r[k, i] = gr
-            rz = r2
-        else:
-            grad_r[k, i] = 0.0
-        for c in range(d):
-            zic = zk[c, i]
-            xc = zk[c]
-            g = 0.0
-            for j in range(n):
-                g += rz[j] * (zic - xc[j])
-            grad_z[k, i, c] = -2.0 * g
+                _ext_add_cov(beta[k, q], X[q, i, :m], ee)
+            nl, ga = _ext_residuals(Y[k, i, :m] if ties_from_y else zrow[:m], ee, rr, ll, i)
+            nll_part[t] = half * nl
+            ga_part[t] = half * ga
+            if not with_grad:
+                continue
+            for q in range(p):
+                gb_part[t, q] = half * _ext_dot(r1, X[q, i])
+            grad_s[k, i] = ga
+            if directed:
+                _ext_eta2(a, ro[k, i], so[k], dist, e1)
+                for q in range(p):
+                    _ext_add_cov(beta[k, q], XT[q, i], e1)
+                _ext_residuals(YT[k, i] if ties_from_y else zrow, e1, r2, l1, i)
+                grad_r[k, i] = _ext_sum_add(r2, r1)
+                _ext_grad_z(zk, i, r2, gout)
+            else:
+                grad_r[k, i] = 0.0
+                _ext_grad_z(zk, i, r1, gout)
+            for c in range(d):
+                grad_z[k, i, c] = gout[c]
     nll = 0.0
     for k in range(K):
         acc = 0.0
