@@ -615,6 +615,25 @@ def _resolve_threads(n_threads):
     return n
 
 
+def _check_schedule_args(rating_scale, n_threads, n_blocks, columns):
+    """Validate the arguments ``fit`` and ``fit_svdpp`` share; returns the checked
+    ``(rating_scale, n_threads, n_blocks)``."""
+    if rating_scale is not None:
+        if len(rating_scale) != 2:
+            raise ValueError(f"rating_scale must be (lo, hi), got {rating_scale!r}")
+        lo = check_scalar(rating_scale[0], "rating_scale[0]")
+        hi = check_scalar(rating_scale[1], "rating_scale[1]")
+        if not lo < hi:
+            raise ValueError(f"rating_scale must have lo < hi, got {rating_scale!r}")
+        rating_scale = (lo, hi)
+    n_threads = _resolve_threads(n_threads)
+    if n_blocks is not None:
+        n_blocks = check_scalar(n_blocks, "n_blocks", kind="int", lo=1)
+    if not isinstance(columns, (tuple, list)):
+        raise TypeError("columns must be a tuple (user, item, rating)")
+    return rating_scale, n_threads, n_blocks
+
+
 @contextlib.contextmanager
 def _numba_threads(n_threads):
     """Run the block with ``numba.set_num_threads(n_threads)``, then restore."""
@@ -882,19 +901,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         lr_decay = check_scalar(lr_decay, "lr_decay", lo=0.0, hi=1.0, lo_open=True)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
-    if rating_scale is not None:
-        if len(rating_scale) != 2:
-            raise ValueError(f"rating_scale must be (lo, hi), got {rating_scale!r}")
-        lo = check_scalar(rating_scale[0], "rating_scale[0]")
-        hi = check_scalar(rating_scale[1], "rating_scale[1]")
-        if not lo < hi:
-            raise ValueError(f"rating_scale must have lo < hi, got {rating_scale!r}")
-        rating_scale = (lo, hi)
-    n_threads = _resolve_threads(n_threads)
-    if n_blocks is not None:
-        n_blocks = check_scalar(n_blocks, "n_blocks", kind="int", lo=1)
-    if not isinstance(columns, (tuple, list)):
-        raise TypeError("columns must be a tuple (user, item, rating)")
+    rating_scale, n_threads, n_blocks = _check_schedule_args(rating_scale, n_threads, n_blocks, columns)
 
     u, i, r = as_triples(users, items, ratings, columns=tuple(columns), name="data")
     n = r.shape[0]
@@ -1209,19 +1216,7 @@ def fit_svdpp(users, items=None, ratings=None, *, n_factors=20, n_epochs=20, lr=
                          f"got lr={lr:g}, reg={reg:g}, reg_bias={reg_bias:g}")
     init_mean = check_scalar(init_mean, "init_mean")
     init_std = check_scalar(init_std, "init_std", lo=0.0)
-    if rating_scale is not None:
-        if len(rating_scale) != 2:
-            raise ValueError(f"rating_scale must be (lo, hi), got {rating_scale!r}")
-        lo = check_scalar(rating_scale[0], "rating_scale[0]")
-        hi = check_scalar(rating_scale[1], "rating_scale[1]")
-        if not lo < hi:
-            raise ValueError(f"rating_scale must have lo < hi, got {rating_scale!r}")
-        rating_scale = (lo, hi)
-    n_threads = _resolve_threads(n_threads)
-    if n_blocks is not None:
-        n_blocks = check_scalar(n_blocks, "n_blocks", kind="int", lo=1)
-    if not isinstance(columns, (tuple, list)):
-        raise TypeError("columns must be a tuple (user, item, rating)")
+    rating_scale, n_threads, n_blocks = _check_schedule_args(rating_scale, n_threads, n_blocks, columns)
     columns = tuple(columns)
 
     u, i, r = as_triples(users, items, ratings, columns=columns, name="data")
