@@ -33,8 +33,9 @@ def plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1
         The data, to draw ties.
     layers : sequence of int, optional
         Which layers to show (default all).
-    labels : sequence of str or True, optional
-        Node labels to print next to deviating nodes (``True`` uses ``result.nodes``).
+    labels : sequence of str, bool or None, optional
+        Node labels to print next to deviating nodes (``True`` uses ``result.nodes``;
+        ``False`` or None prints none).
     path : str or os.PathLike, optional
         If given, save the figure there (PNG, PDF, SVG by extension).
     dims : pair of int, default=(0, 1)
@@ -59,6 +60,8 @@ def plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1
     names = result.layers or [f"layer {k}" for k in range(K)]
     if labels is True:
         labels = result.nodes or [str(i) for i in range(n)]
+    elif labels is False:
+        labels = None
     ncols = ncols or min(len(layers), 3)
     nrows = int(np.ceil(len(layers) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (4.2 * ncols, 4.0 * nrows), squeeze=False)

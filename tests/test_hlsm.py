@@ -228,6 +228,11 @@ def test_summary_and_plot(tmp_path):
     fig = res.plot(Y=data, labels=True, path=tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
     assert len([a for a in fig.axes if a.get_visible()]) == 2
+    n_text = sum(len(a.texts) for a in fig.axes)
+    assert n_text > 0 or not res.deviating.any()
+    for off in (False, None):  # no node labels at all
+        fig = res.plot(Y=data, labels=off)
+        assert sum(len(a.texts) for a in fig.axes) == 0
 
 
 # ----------------------------------------------------------------------------- bad input
