@@ -22,8 +22,10 @@ if grep -qiE "SetuptoolsDeprecationWarning|_DeprecatedConfig" "$work/build.log";
 fi
 wheel=$(ls "$work"/dist/fastgrad-*.whl)
 echo "   $(basename "$wheel")"
+# list once into a file: `zipfile -l | grep -q` breaks the pipe under pipefail
+"$PYTHON" -m zipfile -l "$wheel" > "$work/wheel_files.txt"
 for f in fastgrad/datasets/data/aucs.mpx fastgrad/datasets/data/README.md; do
-    "$PYTHON" -m zipfile -l "$wheel" | grep -q "$f" || { echo "check_wheel: $f missing from the wheel" >&2; exit 1; }
+    grep -q "$f" "$work/wheel_files.txt" || { echo "check_wheel: $f missing from the wheel" >&2; exit 1; }
 done
 
 echo "-- installing it into a fresh virtual environment"
