@@ -1,6 +1,6 @@
 """Command line: ``python -m fastgrad {hlsm,mf} ...``.
 
-Each sub-command lives in its own module ``fastgrad._cli_<name>`` exposing
+Each sub-command lives in its own module ``fastgrad.<name>._cli`` exposing
 ``add_parser(subparsers)`` and ``run(args) -> int``.
 """
 import argparse
@@ -16,9 +16,9 @@ def main(argv=None):
     modules = {}
     for name in COMMANDS:
         try:
-            mod = importlib.import_module(f"fastgrad._cli_{name}")
+            mod = importlib.import_module(f"fastgrad.{name}._cli")
         except ModuleNotFoundError as exc:
-            if exc.name != f"fastgrad._cli_{name}":
+            if exc.name != f"fastgrad.{name}._cli":
                 raise
             continue
         mod.add_parser(sub)

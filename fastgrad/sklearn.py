@@ -1,17 +1,17 @@
 """scikit-learn estimator wrappers (scikit-learn is imported only when used).
 
-Regression estimators live in :mod:`fastgrad._sklearn_glm`, the multinomial
-classifier in :mod:`fastgrad._sklearn_multinomial`; this module re-exports them.
+Each estimator lives with its model family (``fastgrad.glm._sklearn``,
+``fastgrad.multinomial._sklearn``); this module re-exports them.
 """
 import importlib
 
 _WHERE = {
-    "LinearRegression": "_sklearn_glm",
-    "Ridge": "_sklearn_glm",
-    "Lasso": "_sklearn_glm",
-    "ElasticNet": "_sklearn_glm",
-    "LogisticRegression": "_sklearn_glm",
-    "MultinomialLogisticRegression": "_sklearn_multinomial",
+    "LinearRegression": "glm._sklearn",
+    "Ridge": "glm._sklearn",
+    "Lasso": "glm._sklearn",
+    "ElasticNet": "glm._sklearn",
+    "LogisticRegression": "glm._sklearn",
+    "MultinomialLogisticRegression": "multinomial._sklearn",
 }
 
 __all__ = sorted(_WHERE)

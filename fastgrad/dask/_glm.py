@@ -95,7 +95,7 @@ class _DaskProblem:
 
 def _resolve_solver(solver, lam, l1_ratio):
     from .._validation import check_choice
-    from ..glm import SOLVERS
+    from ..glm._model import SOLVERS
     solver = check_choice(solver, "solver", SOLVERS)
     if solver not in DASK_SOLVERS:
         raise ValueError(
@@ -126,7 +126,7 @@ def fit_glm(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, 
         ``info`` holds ``n_partitions``, ``map_reduce_calls`` and the client's
         ``bytes_out`` / ``bytes_in`` over the fit.
     """
-    from .. import glm as G
+    from ..glm import _model as G
     from .._validation import check_choice, check_scalar
     client = get_client(client)
     loss = check_choice(loss, "loss", G._LOSSES)

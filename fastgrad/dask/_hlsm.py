@@ -280,7 +280,7 @@ def fit_hlsm(client, Y, lam, *, stats=None, max_retries=2, **kwargs):
     WorkerLostError
         Workers were lost and an evaluation failed ``max_retries + 1`` times.
     """
-    from .. import hlsm
+    from ..hlsm import _model as hlsm
     from .._validation import check_scalar
     from ._mf import _Options
     from ._setup import get_client

@@ -337,7 +337,7 @@ def fit_mf(client, users, items=None, ratings=None, *, stats=None, max_retries=2
     WorkerLostError
         Workers were lost and the epoch could not be rerun ``max_retries`` times.
     """
-    from .. import mf
+    from ..mf import _model as mf
     from .._validation import check_scalar
     from ._setup import get_client
     max_retries = check_scalar(max_retries, "max_retries", kind="int", lo=0)

@@ -19,7 +19,7 @@ __all__ = ["fit_multinomial"]
 # --------------------------------------------------------------------------- worker side
 
 def _prepare(X, y, w, *, classes, fit_intercept):
-    from .. import multinomial as M
+    from ..multinomial import _model as M
     design = M._Design(X, "X")
     y = M._check_y(y)
     _, codes = M._encode(y, classes)
@@ -133,7 +133,7 @@ def fit_multinomial(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sampl
     -------
     fastgrad.multinomial.MultinomialResult
     """
-    from .. import multinomial as M
+    from ..multinomial import _model as M
     from .._validation import as_float_array, check_choice, check_scalar
     from ..solvers import lbfgs, newton
     client = get_client(client)

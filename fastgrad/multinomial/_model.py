@@ -1,35 +1,12 @@
-"""Multinomial logistic regression by Newton's method (or L-BFGS).
-
-Model (see :mod:`fastgrad.kernels.multinomial`): the classes are sorted and
-the LAST class is the reference with logit 0; with ``x~ = (x, 1)``
-
-    P(k | x) = exp(theta_k . x~) / (1 + sum_{i < K-1} exp(theta_i . x~)),  k < K-1.
-
-The fit minimises
-
-    objective = -(1/n) loglik + (lam / 2) * ||coef||_2^2
-
-(the intercepts are not penalised; with ``sample_weight`` the mean is a
-weighted mean). Unpenalised, the probabilities equal scikit-learn's
-multinomial ``LogisticRegression(C=np.inf)`` (its symmetric parametrisation
-differs from ours by a shift of all logits, which changes neither the
-probabilities nor the likelihood). With two classes ``lam = 1 / (n C)`` is
-scikit-learn's ``LogisticRegression(C=C)``; with more classes the L2 problems
-differ, because scikit-learn penalises all K symmetric coefficient vectors
-while we penalise the K-1 differences from the reference class.
-
-When the classes are (quasi-)separable and ``lam == 0`` the maximum-likelihood
-estimate does not exist: the fit stops with finite coefficients and emits a
-:class:`PerfectSeparationWarning` (a :class:`fastgrad.ConvergenceWarning`).
-"""
+"""The multinomial objective, its Hessian blocks and :func:`fit`."""
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._threads import serial_blas, threads_for
-from ._validation import as_float_array, check_choice, check_consistent_length, check_scalar
-from ._warnings import ConvergenceWarning
+from .._threads import serial_blas, threads_for
+from .._validation import as_float_array, check_choice, check_consistent_length, check_scalar
+from .._warnings import ConvergenceWarning
 
 __all__ = [
     "fit", "MultinomialResult", "PerfectSeparationWarning", "loss_and_grad", "hessian",
@@ -86,7 +63,7 @@ class _Design:
             raise ValueError(f"{name} has no rows")
 
     def proba(self, coef, intercept):
-        from .kernels import multinomial as kern
+        from ..kernels import multinomial as kern
         if self.sparse:
             return kern.multinomial_proba_csr(self.data, self.indices, self.indptr, coef, intercept)
         return kern.multinomial_proba(self.dense, coef, intercept)
@@ -175,7 +152,7 @@ class _Problem:
         return np.array(coef, dtype=np.float64).ravel()
 
     def loss_grad(self, coef, intercept):
-        from .kernels import multinomial as kern
+        from ..kernels import multinomial as kern
         d = self.d
         if d.sparse:
             return kern.multinomial_loss_grad_csr(d.data, d.indices, d.indptr, self.y, coef,
@@ -183,7 +160,7 @@ class _Problem:
         return kern.multinomial_loss_grad(d.dense, self.y, coef, intercept, self.w)
 
     def loss(self, coef, intercept):
-        from .kernels import multinomial as kern
+        from ..kernels import multinomial as kern
         d = self.d
         if d.sparse:
             return kern.multinomial_loss_csr(d.data, d.indices, d.indptr, self.y, coef,
@@ -206,7 +183,7 @@ class _Problem:
         return loss
 
     def hess(self, theta):
-        from .kernels import multinomial as kern
+        from ..kernels import multinomial as kern
         coef, intercept = self.split(theta)
         d = self.d
         P = d.proba(coef, intercept)
@@ -461,12 +438,12 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
     ((2, 3), (300, 3))
     """
     if client is not None or type(X).__module__.split(".")[0] == "dask":  # on a cluster
-        from .dask._multinomial import fit_multinomial  # (needs the fastgrad[dask] extra)
+        from ..dask._multinomial import fit_multinomial  # (needs the fastgrad[dask] extra)
         return fit_multinomial(X, y, lam=lam, fit_intercept=fit_intercept, solver=solver,
                                sample_weight=sample_weight, max_iter=max_iter, tol=tol,
                                gtol=gtol, check_separation=check_separation, verbose=verbose,
                                callback=callback, warm_start=warm_start, client=client)
-    from .solvers import lbfgs, newton
+    from ..solvers import lbfgs, newton
 
     prob, classes = _setup(X, y, lam, fit_intercept, sample_weight)
     if len(classes) < 2:

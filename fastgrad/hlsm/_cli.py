@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from ._hlsm_cv import DEFAULT_DIMS as _DEFAULT_DIMS
+from ._cv import DEFAULT_DIMS as _DEFAULT_DIMS
 
 
 def add_parser(subparsers):
@@ -42,7 +42,8 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from . import datasets, hlsm
+    from .. import datasets
+    from . import _model as hlsm
     if args.edgelist:
         data = datasets.read_edgelist(args.edgelist, directed=args.directed)
         data.name = os.path.splitext(os.path.basename(args.edgelist))[0]

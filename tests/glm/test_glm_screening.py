@@ -82,7 +82,7 @@ def test_screened_path_equals_unscreened_and_satisfies_kkt(kind, loss):
 def test_kkt_check_adds_features_the_strong_rule_missed():
     """A wrong screening state (all gradients 'zero') leaves the working set empty:
     the check over all features must find every active feature anyway."""
-    from fastgrad.glm import _Problem, _solve_cd_screened
+    from fastgrad.glm._model import _Problem, _solve_cd_screened
     rng = np.random.default_rng(3)
     X = rng.standard_normal((50, 120))
     y = _response(X, "squared", rng)

@@ -76,8 +76,8 @@ def sample_size(Yenc, directed, C=None):
 
 def _subsample(Yenc, idx, directed):
     """Encoded data of the subgraph induced by ``idx`` (dense int8 up to 2000 nodes, else sparse)."""
-    from . import hlsm
-    from ._hlsm_sparse import AUTO_MIN_N, encode_sparse
+    from . import _model as hlsm
+    from ._layers import AUTO_MIN_N, encode_sparse
     if isinstance(Yenc, np.ndarray):
         sub = Yenc[:, idx][:, :, idx].astype(np.float64)
         sub[sub < 0] = np.nan
@@ -98,7 +98,7 @@ def _subsample(Yenc, idx, directed):
 
 def start_shared(Yenc, directed, dim, rng, *, multilevel=True):
     """Shared configuration ``(b, alpha)`` fitted by L-BFGS from a multilevel (or MDS) start."""
-    from . import hlsm
+    from . import _model as hlsm
     start = init_multilevel(Yenc, directed, dim, rng) if multilevel else None
     b0, a0 = start if start is not None else hlsm._init_mds(Yenc, dim, rng)
     b, alpha, _ = hlsm._fit_shared(Yenc, directed, b0, a0, rng, tol=SAMPLE_TOL, max_iter=SAMPLE_MAX_ITER)
@@ -112,7 +112,7 @@ def init_multilevel(Yenc, directed, dim, rng, m=None):
     configuration (the caller then uses MDS), or when the sample has a layer
     without ties.
     """
-    from .kernels.hlsm_place import hlsm_place_nodes
+    from ..kernels.hlsm_place import hlsm_place_nodes
     n = Yenc.shape[1]
     C = _tie_counts(Yenc, directed)
     if m is None:

@@ -94,7 +94,7 @@ def use_sparse(Y, sparse):
         ok = is_sparse_input(Y)
         if sparse is True and not ok:
             raise ValueError("sparse=True needs Y as a list of scipy.sparse matrices "
-                             "(see fastgrad._hlsm_sparse.layers_from_edges for edge lists)")
+                             "(see fastgrad.hlsm.layers_from_edges for edge lists)")
         return ok and (sparse is True or Y[0].shape[0] >= AUTO_MIN_N)
     if sparse is False:
         return False
@@ -233,7 +233,7 @@ _DUMMY_Y = np.zeros((1, 1, 1), dtype=np.int8)
 
 def _dense_kernels(dtype):
     """(nll+grad, nll) kernels of the all-non-tie pass for ``dtype`` (float64 or float32)."""
-    from .kernels.hlsm import hlsm_nll_fast, hlsm_nll_fast32, hlsm_nll_grad_fast, hlsm_nll_grad_fast32
+    from ..kernels.hlsm import hlsm_nll_fast, hlsm_nll_fast32, hlsm_nll_grad_fast, hlsm_nll_grad_fast32
     dt = np.dtype(dtype)
     if dt == np.float64:
         return hlsm_nll_grad_fast, hlsm_nll_fast
@@ -249,7 +249,7 @@ def nll_grad_sparse(S, z, alpha, *, dtype=np.float64):
     float32 (:func:`fastgrad.kernels.hlsm_nll_grad_fast32`, about twice as
     fast); the edge correction, the sums and the outputs stay float64.
     """
-    from .kernels.hlsm import hlsm_edge_correction
+    from ..kernels.hlsm import hlsm_edge_correction
     nll_grad, _ = _dense_kernels(dtype)
     z = np.ascontiguousarray(z)
     grad_z = np.empty_like(z)
@@ -268,7 +268,7 @@ def nll_grad_sparse(S, z, alpha, *, dtype=np.float64):
 
 def nll_sparse(S, z, alpha, *, per_layer=False, dtype=np.float64):
     """nll (or the (K,) per-layer nll) for sparse data ``S``; ``dtype`` as in :func:`nll_grad_sparse`."""
-    from .kernels.hlsm import hlsm_edge_correction
+    from ..kernels.hlsm import hlsm_edge_correction
     _, nll_fast = _dense_kernels(dtype)
     z = np.ascontiguousarray(z)
     K = S.K
@@ -340,7 +340,7 @@ def nll_grad_sparse_ext(S, z, alpha, so, ro, *, with_grad=True, per_layer=False)
     ``(nll, grad_z, grad_alpha, grad_s, grad_r)`` (``nll`` per layer, shape (K,),
     if ``per_layer``; the gradients are None without ``with_grad``).
     """
-    from .kernels.hlsm import hlsm_dyad_correction, hlsm_nll_grad_ext
+    from ..kernels.hlsm import hlsm_dyad_correction, hlsm_nll_grad_ext
     z = np.ascontiguousarray(z)
     K, n, d = z.shape
     gz, ga = np.zeros_like(z), np.zeros(K)
@@ -550,7 +550,7 @@ def case_control_layers(S, n_controls, random_state=None):
         place of ``Y``. Its ``nll`` figures are the case-control estimates;
         evaluate the exact likelihood with :func:`nll_sparse` on ``S``.
     """
-    from ._validation import check_random_state, check_scalar
+    from .._validation import check_random_state, check_scalar
     n_controls = check_scalar(n_controls, "n_controls", kind="int", lo=1)
     rng = check_random_state(random_state)
     K, n = S.K, S.n

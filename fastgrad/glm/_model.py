@@ -1,46 +1,14 @@
-"""Regularised linear and logistic regression.
-
-Objective (DESIGN.md), for coefficients ``w`` and an unpenalised intercept ``c``::
-
-    (1/n) sum_i s_i loss(y_i, x_i.w + c) + lam (l1_ratio ||w||_1 + (1 - l1_ratio)/2 ||w||^2)
-
-with the squared loss ``(1/2)(y - t)^2`` or the logistic loss
-``log(1 + exp(t)) - y t`` (``y`` in ``{0, 1}``) and sample weights ``s_i``
-normalised to sum to ``n`` (all ones by default). Hence squared + ``l1_ratio=1``
-is scikit-learn's ``Lasso(alpha=lam)``, squared + elastic net is
-``ElasticNet(alpha=lam, l1_ratio)``, squared + ``l1_ratio=0`` is
-``Ridge(alpha=n*lam)`` and logistic + ``l1_ratio=0`` is
-``LogisticRegression(C=1/(n*lam))``.
-
-Solvers (``solver=``):
-
-- ``"cd"`` -- coordinate descent (glmnet's proximal-Newton/IRLS CD for the
-  logistic loss; covariance updates on the Gram matrix for the squared loss
-  when ``n > p``); handles every penalty; the default for L1/elastic net.
-- ``"fista"`` / ``"ista"`` -- (accelerated) proximal gradient; every penalty.
-- ``"newton"`` -- damped Newton; smooth penalties (``l1_ratio = 0`` or ``lam = 0``).
-- ``"lbfgs"``, ``"gd"``, ``"momentum"`` -- smooth penalties.
-- ``"sgd"``, ``"adagrad"``, ``"adam"`` -- mini-batch stochastic; smooth penalties;
-  ``max_iter`` counts epochs.
-- ``"auto"`` -- ``"cd"`` with an L1 part; otherwise ``"newton"`` when
-  ``p <= 1000`` and ``n <= 2 max(20000, 100 p)``, and ``"lbfgs"`` beyond.
-
-For ``n >= 100,000`` the smooth solvers ``"lbfgs"`` and ``"newton"`` start from a
-fit on a 5% sub-sample (unless given a warm start or
-``solver_options={"presolve": False}``), and ``"newton"`` estimates its Hessian
-from a fixed sub-sample of ``max(20000, 100 p)`` rows when ``n`` is more than
-twice that (``solver_options={"hessian_subsample": None}`` for the exact one).
-"""
+"""The GLM objective, its solvers and :func:`fit` / :func:`path`."""
 import math
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import (as_float_array, check_choice, check_consistent_length, check_finite,
+from .._validation import (as_float_array, check_choice, check_consistent_length, check_finite,
                           check_scalar)
-from ._threads import serial_blas
-from ._warnings import ConvergenceWarning
+from .._threads import serial_blas
+from .._warnings import ConvergenceWarning
 
 __all__ = ["fit", "path", "GLMResult", "GLMPath", "objective", "loss_and_grad", "SOLVERS"]
 
@@ -241,7 +209,7 @@ class _Problem:
     """Validated data plus lazily built layouts shared by every solve (and a path)."""
 
     def __init__(self, X, y, loss, fit_intercept, sample_weight):
-        from .kernels import glm as K
+        from ..kernels import glm as K
         self.K = K
         self.loss = check_choice(loss, "loss", _LOSSES)
         self.code = K.LOSS_SQUARED if self.loss == "squared" else K.LOSS_LOGISTIC
@@ -332,7 +300,7 @@ class _Problem:
         if cols is None:
             cols = np.arange(self.p, dtype=np.int64)
         out = np.empty(cols.shape[0])
-        from ._threads import threads_for
+        from .._threads import threads_for
         nnz = self.csc.nnz if self.sparse else self.n
         with _dynamic_chunks(), threads_for(nnz * cols.shape[0] // (self.p if self.sparse else 1)):
             if self.sparse:
@@ -555,7 +523,7 @@ def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solv
     array([ 0.95,  0.  ,  0.  , -1.96,  0.  ])
     """
     if client is not None or type(X).__module__.split(".")[0] == "dask":  # on a cluster
-        from .dask._glm import fit_glm  # (needs the fastgrad[dask] extra)
+        from ..dask._glm import fit_glm  # (needs the fastgrad[dask] extra)
         return fit_glm(X, y, loss=loss, lam=lam, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
                        solver=solver, sample_weight=sample_weight, max_iter=max_iter, tol=tol,
                        random_state=random_state, verbose=verbose, callback=callback,
@@ -692,7 +660,7 @@ def _use_gram(prob):
 
 
 def _solve_cd(prob, lam, l1_ratio, max_iter, tol, coef0, c0, verbose, callback):
-    from .solvers._common import Progress
+    from ..solvers._common import Progress
     K = prob.K
     coef = coef0.copy()
     # the kernels test curvature-weighted squared coordinate changes: compare
@@ -911,8 +879,8 @@ def _curvatures(prob, cols, curv):
 
 def _solve_generic(prob, lam, l1_ratio, solver, max_iter, tol, coef0, c0, random_state,
                    verbose, callback, opts):
-    from . import solvers as S
-    from .prox import l1 as prox_l1
+    from .. import solvers as S
+    from ..prox import l1 as prox_l1
     p, fi = prob.p, prob.fit_intercept
     l1 = lam * l1_ratio
     l2 = lam * (1.0 - l1_ratio)
@@ -1112,7 +1080,7 @@ def _hessian(prob, curv, l2, rows, Xsub):
 
 
 def _solve_stochastic(prob, method, l2, x0, max_iter, tol, random_state, fun_value, common, opts):
-    from . import solvers as S
+    from .. import solvers as S
     p, fi, n = prob.p, prob.fit_intercept, prob.n
     opts = dict(opts)
     if opts.get("learning_rate") is None:

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fastgrad import _hlsm_cv, hlsm
+from fastgrad import hlsm
+from fastgrad.hlsm import _cv as _hlsm_cv
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastgrad.ConvergenceWarning")
 metrics = pytest.importorskip("sklearn.metrics")

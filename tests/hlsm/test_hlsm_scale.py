@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastgrad import hlsm
-from test_hlsm_fast import _sparse_layers  # tests/ is on sys.path (no __init__.py)
+from test_hlsm_fast import _sparse_layers  # tests/hlsm/ is on sys.path (no __init__.py)
 
 
 def _kkt_residual(Y, res, lam, directed):
@@ -24,7 +24,7 @@ def test_node_preconditioning_reaches_the_same_optimum(monkeypatch, directed):
     lam = 2.0
     res = {}
     for pre in (False, True):
-        monkeypatch.setattr(hlsm, "NODE_PRECONDITION", pre)
+        monkeypatch.setattr(hlsm._model, "NODE_PRECONDITION", pre)
         res[pre] = hlsm.fit(Y, lam, directed=directed, random_state=0, tol=1e-12, gtol=1e-7, max_iter=20000, sociality=None)
         assert res[pre].converged
     r0, r1 = res[False], res[True]
@@ -43,7 +43,7 @@ def test_node_preconditioning_reaches_the_same_optimum(monkeypatch, directed):
 def test_node_scales_follow_degrees():
     Y, _ = hlsm.simulate(50, 2, random_state=3)
     Yenc = hlsm.encode_layers(Y)
-    s_b, s_e = hlsm._node_scales(Yenc, False, smooth=0.05)
+    s_b, s_e = hlsm._model._node_scales(Yenc, False, smooth=0.05)
     deg = np.nansum(Y, axis=2)
     c = 0.05 * (deg.mean(axis=1, keepdims=True) + 1)
     ref = np.sqrt((deg + c) / (deg + c).mean(axis=1, keepdims=True))
@@ -51,11 +51,11 @@ def test_node_scales_follow_degrees():
     hb = (deg + c).sum(axis=0)
     np.testing.assert_allclose(s_b, np.sqrt(hb / hb.mean()), rtol=1e-12)
     # sparse encoding: same scales (directed: in + out ties in both encodings)
-    from fastgrad._hlsm_sparse import encode_sparse
+    from fastgrad.hlsm._layers import encode_sparse
     for directed in (False, True):
         Yd, _ = hlsm.simulate(40, 2, directed=directed, random_state=5)
-        a = hlsm._node_scales(hlsm.encode_layers(Yd, directed=directed), directed)
-        b = hlsm._node_scales(encode_sparse(_sparse_layers(Yd), directed=directed), directed)
+        a = hlsm._model._node_scales(hlsm.encode_layers(Yd, directed=directed), directed)
+        b = hlsm._model._node_scales(encode_sparse(_sparse_layers(Yd), directed=directed), directed)
         for u, v in zip(a, b):
             np.testing.assert_allclose(u, v, rtol=1e-12)
 
@@ -63,7 +63,7 @@ def test_node_scales_follow_degrees():
 def _no_dense(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("dense (K, n, n) encoding built for sparse input")
-    monkeypatch.setattr(hlsm, "encode_layers", boom)
+    monkeypatch.setattr(hlsm._model, "encode_layers", boom)
 
 
 @pytest.mark.parametrize("directed", [False, True])

@@ -235,7 +235,7 @@ def test_normal_rows_are_standard_normal_and_thread_independent():
     piece = np.empty((20, 9))
     mf_normal_rows(piece, 7, 10, 0.5, 0.1)
     np.testing.assert_array_equal(piece, a[10:30])
-    with mf._numba_threads(1):
+    with mf._model._numba_threads(1):
         b = np.empty((37, 9))
         mf_normal_rows(b, 7, 0, 0.5, 0.1)
     np.testing.assert_array_equal(a, b)

@@ -1,31 +1,4 @@
-"""Biased matrix factorisation trained by (parallel) stochastic gradient descent.
-
-Model: ``r_hat(u, i) = mu + bu[u] + bi[i] + P[u] . Q[i]`` where ``mu`` is the
-training mean (not learned). Each observed rating contributes the per-rating loss
-
-``f = e^2 + reg (||P[u]||^2 + ||Q[i]||^2) + reg_bias (bu[u]^2 + bi[i]^2)``,
-``e = r - r_hat``,
-
-and SGD moves every parameter by ``-(lr / 2) * grad f`` (the factor 2 of the
-gradient is folded into the learning rate, exactly as in scikit-surprise's
-``SVD``, whose defaults are used here). The reported ``objective`` is the mean
-of ``f`` over the training ratings.
-
-With more than one thread, epochs follow a block-stratified schedule (DSGD /
-FPSG): users and items are split into ``B`` blocks each and the ``B`` blocks of
-one stratum -- pairwise disjoint in users and items -- run in parallel, so no
-two threads ever update the same row. A fixed ``random_state`` and ``n_blocks``
-(by default ``4 * n_threads``) reproduce a fit exactly. The epochs work on a copy
-of the parameters whose rows are relabelled block by block (so the threads write
-to disjoint memory); it is made once per fit and copied back at the end (and
-around every callback).
-
-Examples
---------
->>> from fastgrad import mf
->>> model = mf.fit(users, items, ratings, n_factors=50, random_state=0)  # doctest: +SKIP
->>> model.predict(["alice"], ["matrix"])                                  # doctest: +SKIP
-"""
+"""Biased MF and SVD++: id indexing, the SGD fits and the fitted models."""
 import contextlib
 import json
 import math
@@ -35,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import (as_float_array, check_choice, check_consistent_length,
+from .._validation import (as_float_array, check_choice, check_consistent_length,
                           check_random_state, check_scalar)
-from ._warnings import ConvergenceWarning
+from .._warnings import ConvergenceWarning
 
 __all__ = ["fit", "fit_svdpp", "MFModel", "SVDppModel", "load", "simulate", "as_triples"]
 
@@ -354,7 +327,7 @@ class MFModel:
         -------
         ndarray of shape (n,)
         """
-        from .kernels.mf import mf_predict
+        from ..kernels.mf import mf_predict
         u, i = self._pairs(users, items)
         out = np.empty(u.shape[0])
         lo, hi = self._bounds()
@@ -377,7 +350,7 @@ class MFModel:
         return self._users.lookup(u), self._items.lookup(i)
 
     def _error_sums(self, users, items, ratings):
-        from .kernels.mf import mf_error_sums
+        from ..kernels.mf import mf_error_sums
         u, i, r = as_triples(users, items, ratings,
                              columns=self.params.get("columns", ("user", "item", "rating")))
         if r.shape[0] == 0:
@@ -402,7 +375,7 @@ class MFModel:
 
         Every id must be known.
         """
-        from .kernels.mf import mf_error_sums
+        from ..kernels.mf import mf_error_sums
         u, i, r = as_triples(users, items, ratings,
                              columns=self.params.get("columns", ("user", "item", "rating")))
         if r.shape[0] == 0:
@@ -446,7 +419,7 @@ class MFModel:
         self
             ``partial_history`` holds the running RMSE per epoch on the ratings used.
         """
-        from .kernels.mf import mf_sgd_epoch_masked
+        from ..kernels.mf import mf_sgd_epoch_masked
         check_choice(update, "update", ("new", "all"))
         u, i, r = as_triples(users, items, ratings,
                              columns=self.params.get("columns", ("user", "item", "rating")))
@@ -496,7 +469,7 @@ class MFModel:
             self.partial_history = np.empty(0)
             return self
         uu, ii, rr = uu[keep].copy(), ii[keep].copy(), r[keep].copy()
-        from .kernels.mf import mf_shuffle
+        from ..kernels.mf import mf_shuffle
         hist = []
         for ep in range(n_epochs):
             mf_shuffle(uu, ii, rr, int(rng.integers(_SEED_HIGH)))
@@ -582,7 +555,7 @@ def _jsonable(params):
 
 def _penalty(model, cu, ci):
     """Sum over ratings of the penalty terms, from per-row rating counts."""
-    from .kernels.mf import mf_penalty
+    from ..kernels.mf import mf_penalty
     return mf_penalty(model.user_bias, model.item_bias, model.P, model.Q, cu, ci,
                       model.params["reg"], model.params["reg_bias"])
 
@@ -591,7 +564,7 @@ def _init_factors(seed, n_users, n_items, n_factors, std, n_threads):
     """Initial ``P, Q``: independent ``N(0, std^2)`` entries drawn in parallel from ``seed``
     (:func:`~fastgrad.kernels.mf.mf_normal_rows`; user rows are streams ``0..n_users-1``, item
     rows the next ones), the same for any thread count."""
-    from .kernels.mf import mf_normal_rows
+    from ..kernels.mf import mf_normal_rows
     PQ = np.empty((n_users + n_items, n_factors))
     with _numba_threads(n_threads):
         mf_normal_rows(PQ, seed, 0, 0.0, std)        # one parallel region for both
@@ -677,7 +650,7 @@ class _Trainer:
 
     def __init__(self, users, items, ratings, n_users, n_items, rng, n_threads, n_blocks=None,
                  counts=None):
-        from .kernels.mf import mf_block_layout, mf_partition
+        from ..kernels.mf import mf_block_layout, mf_partition
         self.rng = rng
         self.n_threads = n_threads
         if n_blocks is None:
@@ -702,7 +675,7 @@ class _Trainer:
     def epoch(self, mu, bu, bi, P, Q, lr, reg, reg_bias):
         """Shuffle, then one SGD epoch on ``bu, bi, P, Q`` (in the trainer's row frame, updated
         in place); returns the running SSE."""
-        from .kernels.mf import mf_sgd_epoch, mf_sgd_epoch_blocked, mf_shuffle
+        from ..kernels.mf import mf_sgd_epoch, mf_sgd_epoch_blocked, mf_shuffle
         seed = int(self.rng.integers(_SEED_HIGH))
         if self.serial:
             mf_shuffle(self.users, self.items, self.ratings, seed)
@@ -754,7 +727,7 @@ class _Frame:
     def penalty(self, work, cu, ci, reg, reg_bias):
         """:func:`mf_penalty` of the working-frame parameters, summed in original row order
         (equal, bit for bit, to the penalty of the scattered parameters)."""
-        from .kernels.mf import mf_penalty
+        from ..kernels.mf import mf_penalty
         if self.identity:
             return mf_penalty(*work, cu, ci, reg, reg_bias)
         return mf_penalty(*work, cu, ci, reg, reg_bias, self.un, self.in_)
@@ -886,7 +859,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         Bad hyper-parameters, empty or non-finite data, inconsistent lengths,
         or divergence (non-finite loss: decrease ``lr``).
     """
-    from .kernels.mf import mf_error_sums
+    from ..kernels.mf import mf_error_sums
     t_start = time.perf_counter()
     n_factors = check_scalar(n_factors, "n_factors", kind="int", lo=1)
     n_epochs = check_scalar(n_epochs, "n_epochs", kind="int", lo=0)
@@ -944,7 +917,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         if client is None:
             trainer = _Trainer(uu, ii, r, nu, ni, rng, n_threads, n_blocks, counts=(cu, ci))
         else:
-            from .dask._mf import make_trainer
+            from ..dask._mf import make_trainer
             trainer = make_trainer(client, uu, ii, r, nu, ni, rng, n_blocks)
         params["n_blocks"] = trainer.n_blocks
         # epochs, metrics and snapshots all run in the trainer's row frame: the parameters
@@ -1099,7 +1072,7 @@ class SVDppModel(MFModel):
 
     def implicit_factors(self):
         """``z_u = |N(u)|^-1/2 sum_{j in N(u)} y_j`` for every user row, shape (n_users, n_factors)."""
-        from .kernels.mf import svdpp_implicit_sums
+        from ..kernels.mf import svdpp_implicit_sums
         Z = np.empty_like(self.P)
         svdpp_implicit_sums(self.implicit_indptr, self.implicit_indices, self.Y, Z)
         return Z
@@ -1203,7 +1176,7 @@ def fit_svdpp(users, items=None, ratings=None, *, n_factors=20, n_epochs=20, lr=
     >>> model.rmse(u, i, r) < 0.6
     True
     """
-    from .kernels.mf import (mf_error_sums, svdpp_implicit_csr, svdpp_implicit_sums,
+    from ..kernels.mf import (mf_error_sums, svdpp_implicit_csr, svdpp_implicit_sums,
                              svdpp_sgd_epoch_blocked, svdpp_user_runs)
     t_start = time.perf_counter()
     n_factors = check_scalar(n_factors, "n_factors", kind="int", lo=1)
@@ -1242,7 +1215,7 @@ def fit_svdpp(users, items=None, ratings=None, *, n_factors=20, n_epochs=20, lr=
     rng = check_random_state(random_state)
     mu = float(r.mean())
 
-    from .kernels.mf import mf_normal_rows
+    from ..kernels.mf import mf_normal_rows
     PQY = np.empty((nu + 2 * ni, n_factors))
     with _numba_threads(n_threads):
         mf_normal_rows(PQY, int(rng.integers(_SEED_HIGH)), 0, init_mean, init_std)

@@ -4,8 +4,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import multinomial as _mn
-from ._sklearn_glm import _dask_classes, _is_dask
+from . import _model as _mn
+from ..glm._sklearn import _dask_classes, _is_dask
 
 __all__ = ["MultinomialLogisticRegression"]
 

@@ -82,9 +82,9 @@ class _Reporter:
 
 
 def run(args):
-    from . import mf
-    from ._validation import check_scalar
-    from .datasets.movielens import load_movielens
+    from . import _model as mf
+    from .._validation import check_scalar
+    from ..datasets.movielens import load_movielens
 
     test_size = check_scalar(args.test_size, "--test-size", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     data = load_movielens(args.ratings_file, sep=args.sep)

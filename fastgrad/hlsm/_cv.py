@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_random_state, check_scalar
+from .._validation import check_random_state, check_scalar
 
 __all__ = ["holdout_pairs", "HeldOutPairs", "score_pairs", "roc_auc", "fit_cv", "HLSMCV"]
 
@@ -49,7 +49,7 @@ def _directed_of(Y, directed):
 
 
 def _input_kind(Y):
-    from ._hlsm_sparse import SparseLayers, is_sparse_input
+    from ._layers import SparseLayers, is_sparse_input
     if isinstance(Y, SparseLayers):
         raise TypeError("Y: pass the layers themselves (array, list of matrices or Multiplex), "
                         "not an already encoded SparseLayers")
@@ -62,7 +62,7 @@ def _input_kind(Y):
 
 def _encode(Y, directed, name="Y"):
     """Dense int8 encoding (1 tie, 0 none, -1 missing or diagonal) of any accepted input."""
-    from .hlsm import encode_layers
+    from ._model import encode_layers
     return encode_layers(Y, directed=directed, name=name)
 
 
@@ -574,7 +574,7 @@ def _path_fits(Ytrain, grid, shared, train_frac, dim, directed, seed, fit_kwargs
     ``lam_max`` (where the fit would return ``eps = 0`` anyway): nothing but
     the training pairs decides it.
     """
-    from . import hlsm
+    from . import _model as hlsm
     out = []
     lmax_train, start = hlsm.lam_max(Ytrain, dim=dim, directed=directed, random_state=seed, **fit_kwargs)
     kw = {k: v for k, v in fit_kwargs.items() if k != "init"}
@@ -651,7 +651,7 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=5, metric="loglik", direc
     (1, (30, 1))
     """
     t0 = time.perf_counter()
-    from . import hlsm
+    from . import _model as hlsm
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     n_folds = check_scalar(n_folds, "n_folds", kind="int", lo=2)

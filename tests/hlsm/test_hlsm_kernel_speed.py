@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastgrad import _hlsm_sparse, hlsm
+from fastgrad import hlsm
+from fastgrad.hlsm import _layers as _hlsm_sparse
 from fastgrad.kernels import (fast_exp_neg, fast_exp_neg32, fast_log1p_small, fast_log1p_small32, fast_softplus32,
                               fast_softplus_sigmoid32, fast_softplus_sigmoid_v2, fast_softplus_v2,
                               hlsm_nll, hlsm_nll_fast, hlsm_nll_fast32, hlsm_nll_grad, hlsm_nll_grad_fast,
@@ -263,7 +264,7 @@ def test_repeated_calls_bit_identical():
 
 
 def test_extreme_positions_give_finite_results_float32():
-    # (float64: tests/test_hlsm_fast.py::test_fast_kernel_extreme_eta_is_finite.) In float32,
+    # (float64: tests/hlsm/test_hlsm_fast.py::test_fast_kernel_extreme_eta_is_finite.) In float32,
     # positions and squared distances must fit in float32 (|z| < ~1e19).
     _, Yenc, YT, z, alpha = _problem(30, 2, 2, True, 0.0, seed=7)
     for zscale, a in ((1e6, np.array([1e8, -1e8])), (1e-9, np.array([80.0, -90.0])),

@@ -5,10 +5,11 @@ import pytest
 from numba import njit
 from scipy.optimize import minimize
 
-from fastgrad import _hlsm_multilevel, gradcheck, hlsm
-from fastgrad._hlsm_sparse import encode_sparse
+from fastgrad import gradcheck, hlsm
+from fastgrad.hlsm import _multilevel as _hlsm_multilevel
+from fastgrad.hlsm._layers import encode_sparse
 from fastgrad.kernels.hlsm_place import hlsm_place_nodes, hlsm_place_objective
-from test_hlsm_fast import _sparse_layers  # tests/ is on sys.path (no __init__.py)
+from test_hlsm_fast import _sparse_layers  # tests/hlsm/ is on sys.path (no __init__.py)
 
 
 def _f_numpy(u, anchors, alpha, m, cols, cnts):
@@ -128,7 +129,7 @@ def test_multilevel_start_recovers_truth_and_fit_optimum(directed):
     assert hlsm.procrustes_error(b, truth.b) < 0.3
     # node sampling keeps the intercepts: those of the sample fit are near those of the
     # shared configuration fitted on all nodes (from the MDS start)
-    b_all, a_all, _ = hlsm._fit_shared(Yenc, directed, *hlsm._init_mds(Yenc, 2, rng), rng, tol=1e-12)
+    b_all, a_all, _ = hlsm._model._fit_shared(Yenc, directed, *hlsm._model._init_mds(Yenc, 2, rng), rng, tol=1e-12)
     np.testing.assert_allclose(alpha, a_all, atol=0.1)
     assert hlsm.procrustes_error(b, b_all) < 0.2
     # and the fit from it reaches the optimum found from the MDS start
@@ -185,8 +186,8 @@ def test_smoothed_objective_gradient_and_bound():
     w = np.ones((3, 40))
     w[1, :5] = np.inf  # fixed at zero
     w[2, 5:9] = 2.5
-    s_b, s_e = hlsm._node_scales(Yenc, False, 0.05)
-    prob = hlsm._Problem(Yenc, False, 2, lam, 1.7, 3.0, w, (s_b, s_e))
+    s_b, s_e = hlsm._model._node_scales(Yenc, False, 0.05)
+    prob = hlsm._model._Problem(Yenc, False, 2, lam, 1.7, 3.0, w, (s_b, s_e))
     rng = np.random.default_rng(0)
     b = rng.standard_normal((40, 2))
     eps = rng.standard_normal((3, 40, 2)) * np.where(rng.random((3, 40, 1)) < 0.5, 0.3, 0.01)
@@ -225,8 +226,8 @@ def test_fit_shared_equals_penalised_fit_above_lam_max(monkeypatch, stage_dtype,
     Y, _ = hlsm.simulate(80, 3, random_state=6)
     Yenc = hlsm.encode_layers(Y)
     rng = np.random.default_rng(0)
-    b0, a0 = hlsm._init_mds(Yenc, 2, rng)
-    b, alpha, sol = hlsm._fit_shared(Yenc, False, b0, a0, rng, tol=1e-13, max_iter=5000)
+    b0, a0 = hlsm._model._init_mds(Yenc, 2, rng)
+    b, alpha, sol = hlsm._model._fit_shared(Yenc, False, b0, a0, rng, tol=1e-13, max_iter=5000)
     big = hlsm.fit(Y, 1e6, random_state=0, tol=1e-13, gtol=1e-8, max_iter=20000, sociality=None)
     assert big.deviating.sum() == 0
     assert sol.objective == pytest.approx(big.objective, rel=rtol)

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import glm as _glm
+from . import _model as _glm
 
 __all__ = ["LinearRegression", "Ridge", "Lasso", "ElasticNet", "LogisticRegression"]
 

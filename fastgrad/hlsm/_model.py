@@ -1,43 +1,18 @@
-"""Hierarchical latent space model (HLSM) for multiplex networks.
-
-K layers (relations) over the same n nodes. Node ``i`` has a shared position
-``b_i`` and, in layer ``k``, a deviation ``eps_ik``; its layer position is
-``z_ik = b_i + eps_ik``. Ties are independent given the positions:
-
-    P(y_ijk = 1) = sigmoid(alpha_k - ||z_ik - z_jk||^2).
-
-:func:`fit` minimises the penalised negative log-likelihood
-
-    nll(b, eps, alpha) + lam * sum_k sum_i ||eps_ik||_2
-
-by accelerated proximal gradient descent. The group-lasso penalty sets whole
-deviation vectors exactly to zero: with ``lam`` large enough every node keeps
-one position in all layers; smaller ``lam`` lets the nodes whose ties differ
-most between layers move in those layers.
-
-Examples
---------
->>> from fastgrad import hlsm, datasets
->>> data = datasets.load_florentine()
->>> res = hlsm.fit(data.Y, lam=2.0, random_state=0)   # doctest: +SKIP
->>> res.deviating.sum(axis=1)                           # doctest: +SKIP
-"""
+"""The HLSM model, its fit and its lam / dim selection path."""
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _hlsm_multilevel as _multilevel
-from . import prox as _prox
-from ._threads import threads_for
-from ._validation import check_random_state, check_scalar
-from .solvers import proximal_gradient
-from ._hlsm_cv import HLSMCV, HeldOutPairs, fit_cv, holdout_pairs, roc_auc, score_pairs  # noqa: F401
+from . import _multilevel
+from .. import prox as _prox
+from .._threads import threads_for
+from .._validation import check_random_state, check_scalar
+from ..solvers import proximal_gradient
 
 __all__ = [
     "fit", "fit_path", "lam_max", "dyad_covariates", "procrustes_error", "nll_and_grad", "objective", "simulate", "encode_layers",
     "HLSMResult", "HLSMPath", "HLSMTruth",
-    "fit_cv", "HLSMCV", "holdout_pairs", "HeldOutPairs", "score_pairs", "roc_auc",
 ]
 
 
@@ -65,7 +40,7 @@ def encode_layers(Y, *, directed=False, name="Y"):
     if hasattr(Y, "Y") and hasattr(Y, "layers"):  # a Multiplex
         Y = Y.Y
     layers = _layer_list(Y, name)
-    from ._hlsm_sparse import check_layer_shapes
+    from ._layers import check_layer_shapes
     K = len(layers)
     n = check_layer_shapes(layers, name)
     out = np.empty((K, n, n), dtype=np.int8)
@@ -267,10 +242,10 @@ def _check_extra_params(Yenc, directed, sociality, sender, receiver, covariates,
 
 
 def _nll_grad_encoded(Yenc, YT, b, eps, alpha, directed, dtype=np.float64):
-    from .kernels.hlsm import hlsm_nll_grad_fast, hlsm_nll_grad_fast32
+    from ..kernels.hlsm import hlsm_nll_grad_fast, hlsm_nll_grad_fast32
     z = b[None, :, :] + eps
-    if not isinstance(Yenc, np.ndarray):  # SparseLayers (see fastgrad._hlsm_sparse)
-        from ._hlsm_sparse import nll_grad_sparse
+    if not isinstance(Yenc, np.ndarray):  # SparseLayers (see fastgrad.hlsm._layers)
+        from ._layers import nll_grad_sparse
         nll, grad_z, grad_alpha = nll_grad_sparse(Yenc, z, alpha, dtype=dtype)
         return nll, grad_z.sum(axis=0), grad_z, grad_alpha
     grad_z = np.empty_like(z)
@@ -290,9 +265,9 @@ def objective(Y, b, eps, alpha, lam, *, directed=False):
     K, n, _ = Yenc.shape
     b, eps, alpha = _check_params(b, eps, alpha, K, n)
     if not isinstance(Yenc, np.ndarray):
-        from ._hlsm_sparse import nll_sparse
+        from ._layers import nll_sparse
         return nll_sparse(Yenc, b[None] + eps, alpha) + lam * _group_norm_sum(eps)
-    from .kernels.hlsm import hlsm_nll
+    from ..kernels.hlsm import hlsm_nll
     return float(hlsm_nll(Yenc, b[None] + eps, alpha, directed)) + lam * _group_norm_sum(eps)
 
 
@@ -303,7 +278,7 @@ def _encode_any(Y, directed, sparse="auto"):
     ``sparse="auto"`` here encodes every list of scipy.sparse layers sparse,
     so no (n, n) array is ever built for it; ``False`` forces the dense encoding.
     """
-    from . import _hlsm_sparse
+    from . import _layers as _hlsm_sparse
     if isinstance(sparse, str) and sparse == "auto":
         sparse = _hlsm_sparse.is_sparse_input(Y)
     if _hlsm_sparse.use_sparse(Y, sparse):
@@ -377,12 +352,12 @@ class _Problem:
         return nll, np.concatenate([gb.ravel(), ge.ravel(), ga]) / self.scale
 
     def fun_value(self, x):
-        from .kernels.hlsm import hlsm_nll_fast
+        from ..kernels.hlsm import hlsm_nll_fast
         b, eps, alpha = self.unpack(x)
         if self.evaluator is not None:
             return float(self.evaluator.nll(b[None] + eps, alpha))
         if not isinstance(self.Y, np.ndarray):
-            from ._hlsm_sparse import nll_sparse
+            from ._layers import nll_sparse
             return nll_sparse(self.Y, b[None] + eps, alpha)
         return float(hlsm_nll_fast(self.Y, b[None] + eps, alpha, self.directed))
 
@@ -499,11 +474,11 @@ class _Extras:
 
 def _ext_nll_grad(Yenc, YT, z, alpha, so, ro, ex, beta, with_grad=True, per_layer=False):
     """nll and gradients (z, alpha, so, ro, beta) of the extended model, dense or sparse data."""
-    from .kernels.hlsm import hlsm_nll_grad_ext
+    from ..kernels.hlsm import hlsm_nll_grad_ext
     K, n, d = z.shape
     z = np.ascontiguousarray(z)
     if not isinstance(Yenc, np.ndarray):
-        from ._hlsm_sparse import nll_grad_sparse_ext
+        from ._layers import nll_grad_sparse_ext
         nll, gz, ga, gs, gr = nll_grad_sparse_ext(Yenc, z, alpha, so, ro, with_grad=with_grad,
                                                   per_layer=per_layer)
         return nll, gz, ga, gs, gr, np.zeros((K, 0))
@@ -691,7 +666,7 @@ def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, s
     :class:`SolverResult` with ``n_iter`` the total of its rounds and the
     ``history`` of all rounds.
     """
-    from .solvers import lbfgs
+    from ..solvers import lbfgs
     K, n, d = prob.K, prob.n, prob.d
     x = x0
     hist, n_prox, n_qn, n_fev = [], 0, 0, 0
@@ -749,7 +724,7 @@ def _stage_record(sol, t_start):
 
 
 def _make_evaluator(client, Yenc, directed):
-    from .dask._hlsm import make_evaluator
+    from ..dask._hlsm import make_evaluator
     return make_evaluator(client, Yenc, directed)
 
 
@@ -762,7 +737,7 @@ def _fit_shared(Yenc, directed, b0, alpha0, rng, *, tol=1e-9, max_iter=2000, eva
     of large-diameter graphs. Same rescaled coordinates as :func:`fit`.
     Returns ``(b, alpha, SolverResult)``.
     """
-    from .solvers import lbfgs
+    from ..solvers import lbfgs
     K, n, _ = Yenc.shape
     d = b0.shape[1]
     eps0 = np.zeros((K, n, d))
@@ -970,7 +945,7 @@ class HLSMResult:
         True
         """
         if pairs is None and self._offsets()[0] is None and (self.beta is None or not self.beta.size):
-            from .kernels.hlsm import hlsm_pair_probabilities
+            from ..kernels.hlsm import hlsm_pair_probabilities
             return hlsm_pair_probabilities(np.ascontiguousarray(self.z), np.ascontiguousarray(self.alpha))
         eta = self.linear_predictor(pairs)
         p = 0.5 * (1.0 + np.tanh(0.5 * eta))
@@ -1001,8 +976,8 @@ class HLSMResult:
         return "\n".join(lines)
 
     def plot(self, **kwargs):
-        """Plot shared positions and layer deviations; see :func:`fastgrad.plotting.plot_hlsm`."""
-        from .plotting import plot_hlsm
+        """Plot shared positions and layer deviations; see :func:`fastgrad.hlsm.plot_hlsm`."""
+        from ._plot import plot_hlsm
         return plot_hlsm(self, **kwargs)
 
     def save(self, path):
@@ -1058,7 +1033,7 @@ class HLSMTruth:
     def probabilities(self):
         """True link probabilities, shape (K, n, n)."""
         if self._offsets()[0] is None and self.beta is None:
-            from .kernels.hlsm import hlsm_pair_probabilities
+            from ..kernels.hlsm import hlsm_pair_probabilities
             return hlsm_pair_probabilities(np.ascontiguousarray(self.z), self.alpha)
         P = 0.5 * (1.0 + np.tanh(0.5 * self.linear_predictor()))
         for k in range(P.shape[0]):
@@ -1218,7 +1193,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         nodes by L-BFGS, then the penalised model with the penalty
         Huber-smoothed (width 0.01) by L-BFGS; proximal gradient then only
         settles which deviations are exactly zero
-        (``fastgrad._hlsm_multilevel``). The L-BFGS stages use the float32
+        (``fastgrad.hlsm._multilevel``). The L-BFGS stages use the float32
         pass over pairs, proximal gradient float64. Falls back to ``"mds"``
         when the graph is too sparse for a sample. ``"auto"``:
         ``"multilevel"`` from 4000 nodes, ``"mds"`` below. ``"random"``: Gaussian shared
@@ -1258,7 +1233,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         ``inf`` keeps a deviation at zero. Used by the adaptive group lasso of
         :func:`fit_path`.
     sparse : {"auto", True, False}, default="auto"
-        Sparse likelihood (``fastgrad._hlsm_sparse``): memory O(n K d +
+        Sparse likelihood (``fastgrad.hlsm._layers``): memory O(n K d +
         edges), never an (n, n) array; a dense pass over pairs from the
         positions alone plus a correction over the ties and missing dyads.
         Needs ``Y`` as a list of scipy.sparse matrices; ``"auto"`` uses it
@@ -1315,7 +1290,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
     if not isinstance(directed, (bool, np.bool_)):
         raise TypeError(f"directed must be a bool, got {type(directed).__name__}")
     directed = bool(directed)
-    from . import _hlsm_sparse
+    from . import _layers as _hlsm_sparse
     if _hlsm_sparse.use_sparse(Y, sparse):
         Yenc = _hlsm_sparse.encode_sparse(Y, directed=directed)
     else:
@@ -1407,7 +1382,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         # quasi-Newton on the Huber-smoothed penalty first: proximal gradient alone needs
         # hundreds of iterations on large networks; it then only has to settle which
         # deviations are exactly zero
-        from .solvers import lbfgs
+        from ..solvers import lbfgs
         t1 = time.perf_counter()
         if evaluator is None:
             prob.dtype = _multilevel.STAGE_DTYPE
@@ -1484,9 +1459,9 @@ def _n_obs(Yenc, directed):
 
 def _layer_nll(Yenc, z, alpha, directed):
     if not isinstance(Yenc, np.ndarray):
-        from ._hlsm_sparse import nll_sparse
+        from ._layers import nll_sparse
         return nll_sparse(Yenc, z, alpha, per_layer=True)
-    from .kernels.hlsm import hlsm_nll
+    from ..kernels.hlsm import hlsm_nll
     return np.array([hlsm_nll(Yenc[k:k + 1], np.ascontiguousarray(z[k:k + 1]), alpha[k:k + 1], directed)
                      for k in range(Yenc.shape[0])])
 
@@ -1511,7 +1486,7 @@ def _init_random(Yenc, dim, rng):
 def _init_mds(Yenc, dim, rng):
     """Classical MDS of geodesic distances of the union graph, then a scale and intercepts."""
     if not isinstance(Yenc, np.ndarray):
-        from ._hlsm_sparse import init_mds_sparse
+        from ._layers import init_mds_sparse
         return init_mds_sparse(Yenc, dim, rng)
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import shortest_path
@@ -1540,9 +1515,9 @@ def _init_mds(Yenc, dim, rng):
 
 def _fit_intercepts(Yenc, b, rng, n_pairs=200_000, n_newton=30):
     """Intercepts maximising the likelihood with positions fixed (Newton on a pair sample)."""
-    from ._hlsm_sparse import newton_intercept
+    from ._layers import newton_intercept
     if not isinstance(Yenc, np.ndarray):
-        from ._hlsm_sparse import fit_intercepts_sparse
+        from ._layers import fit_intercepts_sparse
         return fit_intercepts_sparse(Yenc, b, rng, n_pairs, n_newton)
     K, n, _ = Yenc.shape
     m = min(n_pairs, n * (n - 1))

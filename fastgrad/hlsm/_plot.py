@@ -1,0 +1,120 @@
+"""Plots (matplotlib is imported only when a plot is drawn)."""
+import numpy as np
+
+__all__ = ["plot_hlsm"]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError("plotting needs matplotlib: pip install 'fastgrad[plot]'") from exc
+    import os
+    if not os.environ.get("DISPLAY") and matplotlib.get_backend().lower() not in ("agg", "pdf", "svg"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1), ncols=None,
+              figsize=None, dpi=120, size_by="auto"):
+    """Shared positions and layer deviations of an HLSM fit, one panel per layer.
+
+    Grey dots mark the shared positions ``b_i``; coloured dots mark the layer
+    positions ``z_ik``, with an arrow from ``b_i`` to ``z_ik`` for every node
+    that deviates in that layer. If ``Y`` is given, the layer's ties are drawn
+    as thin lines between layer positions.
+
+    Parameters
+    ----------
+    result : HLSMResult
+        A fit from :func:`fastgrad.hlsm.fit`.
+    Y : array_like, shape (K, n, n), optional
+        The data, to draw ties.
+    layers : sequence of int, optional
+        Which layers to show (default all).
+    labels : sequence of str, bool or None, optional
+        Node labels to print next to deviating nodes (``True`` uses ``result.nodes``;
+        ``False`` or None prints none).
+    path : str or os.PathLike, optional
+        If given, save the figure there (PNG, PDF, SVG by extension).
+    dims : pair of int, default=(0, 1)
+        Latent dimensions to show (a 1-D model is drawn against zero).
+    ncols : int, optional
+        Panels per row.
+    figsize : tuple, optional
+    dpi : int, default=120
+    size_by : {"auto", "sociality", "sender", "receiver", None}, default="auto"
+        Size each node's layer position by its node effect in that layer
+        (area ``22 * exp(effect)``, clipped to 4..200): ``"auto"`` uses the
+        sociality effects of an undirected fit or the sender effects of a
+        directed one, when the fit has node effects; None: all equal.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    K, n, d = result.eps.shape
+    layers = list(range(K)) if layers is None else list(layers)
+    names = result.layers or [f"layer {k}" for k in range(K)]
+    if labels is True:
+        labels = result.nodes or [str(i) for i in range(n)]
+    elif labels is False:
+        labels = None
+    ncols = ncols or min(len(layers), 3)
+    nrows = int(np.ceil(len(layers) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (4.2 * ncols, 4.0 * nrows), squeeze=False)
+
+    def xy(P):
+        x = P[:, dims[0]]
+        y = P[:, dims[1]] if d > 1 else np.zeros(len(P))
+        return x, y
+
+    bx, by = xy(result.b)
+    Yarr = None
+    if Y is not None:
+        Yarr = np.asarray(getattr(Y, "Y", Y), dtype=np.float64)
+    cmap = plt.get_cmap("tab10")
+    dev = result.deviating
+    if size_by == "auto":
+        size_by = "sociality" if getattr(result, "sociality", None) is not None else (
+            "sender" if getattr(result, "sender", None) is not None else None)
+    if size_by is not None and size_by not in ("sociality", "sender", "receiver"):
+        raise ValueError(f"size_by must be 'auto', 'sociality', 'sender', 'receiver' or None, got {size_by!r}")
+    effect = None if size_by is None else getattr(result, size_by, None)
+    if size_by is not None and effect is None:
+        raise ValueError(f"size_by={size_by!r}: the fit has no such node effects")
+    for ax, k in zip(axes.ravel(), layers):
+        zx, zy = xy(result.z[k])
+        if Yarr is not None:
+            ii, jj = np.nonzero(np.nan_to_num(Yarr[k]) > 0)
+            keep = ii < jj if not result.directed else ii != jj
+            for i, j in zip(ii[keep], jj[keep]):
+                ax.plot([zx[i], zx[j]], [zy[i], zy[j]], color="0.8", lw=0.5, zorder=1)
+        ax.scatter(bx, by, s=14, color="0.55", label="shared position b", zorder=2)
+        col = cmap(k % 10)
+        if effect is not None:  # every node at its layer position, sized by its effect
+            sizes = np.clip(22.0 * np.exp(effect[k]), 4.0, 200.0)
+            ax.scatter(zx, zy, s=sizes, facecolors="none", edgecolors=col, lw=0.6, zorder=3,
+                       label=f"node size: {size_by}")
+            ax.scatter(zx[dev[k]], zy[dev[k]], s=sizes[dev[k]], color=col, label="layer position z (deviating)",
+                       zorder=4)
+        else:
+            ax.scatter(zx[dev[k]], zy[dev[k]], s=22, color=col, label="layer position z (deviating)", zorder=4)
+        for i in np.nonzero(dev[k])[0]:
+            ax.annotate("", xy=(zx[i], zy[i]), xytext=(bx[i], by[i]),
+                        arrowprops=dict(arrowstyle="->", color=col, lw=0.9), zorder=3)
+            if labels is not None:
+                ax.text(zx[i], zy[i], f" {labels[i]}", fontsize=7, color=col)
+        ax.set_title(f"{names[k]}: alpha={result.alpha[k]:.2f}, {int(dev[k].sum())} deviating")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(layers):]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"HLSM positions (lam={result.lam:.3g})", fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+    return fig
