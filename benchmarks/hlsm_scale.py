@@ -138,7 +138,7 @@ def _fit_child(path, max_iter, tol, controls=0, seed=0, gtol=1e-4):
     import numba
     import scipy.sparse as sp
 
-    from fastgrad import _hlsm_sparse, hlsm
+    from fastgrad import hlsm
     data = np.load(path)
     K = int(data["K"])
     layers = [sp.load_npz(f"{path}.{k}.npz").tocsr() for k in range(K)]
@@ -147,13 +147,13 @@ def _fit_child(path, max_iter, tol, controls=0, seed=0, gtol=1e-4):
     t0, c0 = time.perf_counter(), time.process_time()
     Y = layers
     if controls:
-        S = _hlsm_sparse.encode_sparse(layers)
-        Y = _hlsm_sparse.case_control_layers(S, controls, random_state=seed)
+        S = hlsm.Layers(layers)
+        Y = hlsm.case_control_layers(S, controls, random_state=seed)
     res = hlsm.fit(Y, lam=5.0, random_state=seed, max_iter=max_iter, tol=tol, gtol=gtol, sparse=True)
     t_fit, c_fit = time.perf_counter() - t0, time.process_time() - c0
     if controls:
         print(f"case-control with {controls} controls: exact nll at the estimate "
-              f"{_hlsm_sparse.nll_sparse(S, res.z, res.alpha):.6g}", flush=True)
+              f"{S.nll(res.z, res.alpha):.6g}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     step = max(1, res.history.size // 10)
     print("HISTORY (iteration: objective) " + " ".join(f"{i}:{res.history[i]:.9g}"
@@ -213,22 +213,18 @@ def bench_iters(n=1000, K=3, density=0.01, max_iter=3000, tol=1e-8):
     """Iterations to the stopping rule with and without per-node preconditioning (same data, lam=5)."""
     import warnings
 
-    from fastgrad import _hlsm_sparse, hlsm
-    S = _hlsm_sparse.encode_sparse(hlsm_sparse_simulate(n, K, density, 0))
+    from fastgrad import hlsm
+    S = hlsm.Layers(hlsm_sparse_simulate(n, K, density, 0))
     print(f"\n== iterations of hlsm.fit, n={n}, K={K}, density={density}, lam=5, tol={tol}, max_iter={max_iter}")
     print(f"   {_load()} (before)")
     rows = []
-    old = hlsm.NODE_PRECONDITION
-    try:
-        for pre in (True, False):
-            hlsm.NODE_PRECONDITION = pre
-            c0, t0 = time.process_time(), time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = hlsm.fit(S, lam=5.0, random_state=0, max_iter=max_iter, tol=tol, sparse=True)
-            rows.append((pre, res, time.perf_counter() - t0, time.process_time() - c0))
-    finally:
-        hlsm.NODE_PRECONDITION = old
+    for pre in (True, False):
+        c0, t0 = time.process_time(), time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = hlsm.fit(S, lam=5.0, random_state=0, max_iter=max_iter, tol=tol, sparse=True,
+                           solver_options={"node_precondition": pre})
+        rows.append((pre, res, time.perf_counter() - t0, time.process_time() - c0))
     best = min(r.objective for _, r, _, _ in rows)
     for pre, res, w, c in rows:
         h = res.history

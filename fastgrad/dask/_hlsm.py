@@ -155,10 +155,10 @@ class DaskHLSMEvaluator:
     """
 
     def __init__(self, client, Yenc, directed, n_parts=None, max_retries=2, stats=None):
-        if not isinstance(Yenc, np.ndarray):
+        if getattr(Yenc, "is_sparse", False):
             raise ValueError("a distributed HLSM fit needs dense layers; pass sparse=False")
         self.client = client
-        self.Y = Yenc
+        self.Y = getattr(Yenc, "Y", Yenc)  # the int8 array of dense Layers
         self.directed = bool(directed)
         self.max_retries = max_retries
         self.stats = {} if stats is None else stats

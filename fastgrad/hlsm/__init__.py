@@ -28,13 +28,15 @@ from ._model import (  # noqa: F401
     encode_layers, HLSMResult, HLSMPath, HLSMTruth,
 )
 from ._cv import HLSMCV, HeldOutPairs, fit_cv, holdout_pairs, roc_auc, score_pairs  # noqa: F401
-from ._layers import layers_from_edges, case_control_layers  # noqa: F401
+from ._sparse import layers_from_edges, case_control_layers  # noqa: F401
 from ._plot import plot_hlsm  # noqa: F401
+from ._layers import Layers  # noqa: F401
+from ._options import SolverOptions  # noqa: F401
 
 __all__ = [
     'fit', 'fit_path', 'lam_max', 'dyad_covariates', 'procrustes_error',
     'nll_and_grad', 'objective', 'simulate', 'encode_layers', 'HLSMResult',
     'HLSMPath', 'HLSMTruth', 'fit_cv', 'HLSMCV', 'holdout_pairs',
     'HeldOutPairs', 'score_pairs', 'roc_auc', 'layers_from_edges', 'case_control_layers',
-    'plot_hlsm',
+    'plot_hlsm', 'Layers', 'SolverOptions',
 ]

@@ -43,7 +43,7 @@ def add_parser(subparsers):
 
 def run(args):
     from .. import datasets
-    from . import _model as hlsm
+    from .. import hlsm
     if args.edgelist:
         data = datasets.read_edgelist(args.edgelist, directed=args.directed)
         data.name = os.path.splitext(os.path.basename(args.edgelist))[0]

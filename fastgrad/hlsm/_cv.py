@@ -42,17 +42,21 @@ def _is_multiplex(Y):
 
 def _directed_of(Y, directed):
     if directed is None:
-        directed = bool(getattr(Y, "directed", False)) if _is_multiplex(Y) else False
+        from ._layers import Layers
+        directed = bool(getattr(Y, "directed", False)) if (_is_multiplex(Y) or isinstance(Y, Layers)) else False
     if not isinstance(directed, (bool, np.bool_)):
         raise TypeError(f"directed must be a bool or None, got {type(directed).__name__}")
     return bool(directed)
 
 
 def _input_kind(Y):
-    from ._layers import SparseLayers, is_sparse_input
-    if isinstance(Y, SparseLayers):
-        raise TypeError("Y: pass the layers themselves (array, list of matrices or Multiplex), "
-                        "not an already encoded SparseLayers")
+    from ._base import is_sparse_input
+    from ._layers import Layers
+    if isinstance(Y, Layers):
+        if Y.is_sparse:
+            raise TypeError("Y: held-out pairs need dense Layers (or the layers themselves: array, list of "
+                            "matrices or Multiplex), not sparse Layers")
+        return "layers"
     if _is_multiplex(Y):
         return "multiplex"
     if is_sparse_input(Y):
@@ -62,7 +66,10 @@ def _input_kind(Y):
 
 def _encode(Y, directed, name="Y"):
     """Dense int8 encoding (1 tie, 0 none, -1 missing or diagonal) of any accepted input."""
-    from ._model import encode_layers
+    from ._dense import encode_layers
+    from ._layers import as_layers
+    if _input_kind(Y) == "layers":
+        return as_layers(Y, directed=directed, name=name).Y
     return encode_layers(Y, directed=directed, name=name)
 
 
@@ -98,6 +105,13 @@ def _make_folds(k, y, K, n_folds, rng):
 def _hide(Y, kind, enc, k, i, j, directed):
     """A copy of the data, of the same kind as ``Y``, with pairs ``(k, i, j)`` set to NaN."""
     K, n, _ = enc.shape
+    if kind == "layers":
+        from ._dense import DenseLayers
+        E = enc.copy()
+        E[k, i, j] = -1
+        if not directed:
+            E[k, j, i] = -1
+        return DenseLayers.from_encoded(E, directed)
     if kind == "sparse":
         import scipy.sparse as sp
         out = []

@@ -5,122 +5,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _multilevel
-from .. import prox as _prox
-from .._threads import threads_for
 from .._validation import check_random_state, check_scalar
-from ..solvers import proximal_gradient
+from ._options import SolverOptions, as_options
+from ._problem import (_ExtProblem, _Extras, _Problem, _curvature_scales, _ext_nll_grad, _group_norm_sum,
+                       _nll_grad_encoded, _node_scales, _stage_record, fit_shared, solve)
+from ._dense import encode_layers
+from ._layers import Layers, as_layers, use_sparse
 
 __all__ = [
     "fit", "fit_path", "lam_max", "dyad_covariates", "procrustes_error", "nll_and_grad", "objective", "simulate", "encode_layers",
     "HLSMResult", "HLSMPath", "HLSMTruth",
 ]
-
-
-# ----------------------------------------------------------------------------- data
-
-def encode_layers(Y, *, directed=False, name="Y"):
-    """Validate multiplex data and encode it for the kernels.
-
-    Parameters
-    ----------
-    Y : array_like or sequence
-        Array of shape (K, n, n), or a sequence of K (n, n) matrices (NumPy,
-        scipy.sparse), or a :class:`fastgrad.datasets.Multiplex`. Entries are
-        0/1 (bool or numeric); NaN marks a missing dyad. The diagonal is ignored.
-    directed : bool, default=False
-        If False every layer must be symmetric (including its NaN pattern).
-    name : str
-        Argument name for error messages.
-
-    Returns
-    -------
-    ndarray of int8, shape (K, n, n)
-        1 tie, 0 no tie, -1 missing or diagonal. No float copy of Y is kept.
-    """
-    if hasattr(Y, "Y") and hasattr(Y, "layers"):  # a Multiplex
-        Y = Y.Y
-    layers = _layer_list(Y, name)
-    from ._layers import check_layer_shapes
-    K = len(layers)
-    n = check_layer_shapes(layers, name)
-    out = np.empty((K, n, n), dtype=np.int8)
-    for k, A in enumerate(layers):
-        out[k] = _encode_layer(A, k, name)
-        np.fill_diagonal(out[k], -1)
-        if not directed and not np.array_equal(out[k], out[k].T):
-            raise ValueError(f"{name}: layer {k} is not symmetric; pass directed=True for directed ties")
-        observed = out[k] >= 0
-        n_obs = int(observed.sum())
-        if n_obs == 0:
-            raise ValueError(f"{name}: layer {k} has no observed dyads (all missing)")
-        n_ties = int((out[k] == 1).sum())
-        if n_ties == 0 or n_ties == n_obs:
-            raise ValueError(f"{name}: layer {k} has {'no ties' if n_ties == 0 else 'only ties'}; "
-                             "its intercept alpha_k would be infinite")
-    return out
-
-
-def _layer_list(Y, name):
-    if isinstance(Y, np.ndarray):
-        if Y.ndim != 3:
-            raise ValueError(f"{name} must have shape (K, n, n), got ndim={Y.ndim} shape {Y.shape}")
-        return list(Y)
-    if hasattr(Y, "tocsr"):
-        raise ValueError(f"{name}: a single sparse matrix is one layer; pass a list of K layers")
-    if isinstance(Y, (list, tuple)):
-        if len(Y) == 0:
-            raise ValueError(f"{name} must contain at least one layer")
-        out = []
-        for k, A in enumerate(Y):
-            if hasattr(A, "tocoo"):
-                out.append(A)
-            else:
-                arr = np.asarray(A)
-                if arr.ndim != 2:
-                    raise ValueError(f"{name}: layer {k} must be 2-dimensional, got shape {arr.shape}")
-                out.append(arr)
-        return out
-    try:
-        arr = np.asarray(Y)
-    except Exception as exc:  # pragma: no cover - defensive
-        raise TypeError(f"{name} must be an array of shape (K, n, n) or a list of matrices: {exc}") from None
-    if arr.dtype == object:
-        raise TypeError(f"{name} must be numeric, got an object array")
-    return _layer_list(arr, name)
-
-
-def _encode_layer(A, k, name):
-    if hasattr(A, "tocoo"):
-        C = A.tocoo()
-        data = np.asarray(C.data, dtype=np.float64)
-        ok = (data == 0) | (data == 1) | np.isnan(data)
-        if not ok.all():
-            raise ValueError(f"{name}: layer {k} has entries other than 0, 1 or NaN (e.g. {data[~ok][0]})")
-        enc = np.zeros(A.shape, dtype=np.int8)
-        enc[C.row, C.col] = np.where(np.isnan(data), -1, data).astype(np.int8)
-        return enc
-    A = np.asarray(A)
-    if A.dtype == bool:
-        return A.astype(np.int8)
-    if not np.issubdtype(A.dtype, np.number):
-        raise TypeError(f"{name}: layer {k} must be numeric or bool, got dtype {A.dtype}")
-    if np.iscomplexobj(A):
-        raise TypeError(f"{name}: layer {k} must be real, got complex")
-    Af = A.astype(np.float64, copy=False)
-    nan = np.isnan(Af)
-    bad = ~(nan | (Af == 0) | (Af == 1))
-    np.fill_diagonal(bad, False)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise ValueError(f"{name}: layer {k} has entries other than 0, 1 or NaN (Y[{k}, {i}, {j}] = {Af[i, j]})")
-    enc = np.where(nan, -1, Af).astype(np.int8)
-    return enc
-
-
-def _transposed(Yenc, directed):
-    if not isinstance(Yenc, np.ndarray):  # SparseLayers: no transpose needed
-        return Yenc
-    return np.ascontiguousarray(Yenc.transpose(0, 2, 1)) if directed else Yenc
 
 
 # ----------------------------------------------------------------------------- likelihood
@@ -183,15 +78,14 @@ def nll_and_grad(Y, b, eps, alpha, *, directed=False, sociality=None, sender=Non
     sparse likelihood (memory O(n K d + edges), no (n, n) array); the result
     equals the dense one up to rounding. Covariates need dense layers.
     """
-    Yenc = _encode_any(Y, directed)
+    Yenc = as_layers(Y, directed=directed)
     K, n, _ = Yenc.shape
     b, eps, alpha = _check_params(b, eps, alpha, K, n)
     extra = any(v is not None for v in (sociality, sender, receiver, covariates, beta))
     if not extra:
-        return _nll_grad_encoded(Yenc, _transposed(Yenc, directed), b, eps, alpha, directed)
+        return _nll_grad_encoded(Yenc, b, eps, alpha)
     so, ro, ex, beta = _check_extra_params(Yenc, directed, sociality, sender, receiver, covariates, beta)
-    nll, gz, ga, gs, gr, gb = _ext_nll_grad(Yenc, _transposed(Yenc, directed), b[None] + eps, alpha, so, ro, ex,
-                                            beta)
+    nll, gz, ga, gs, gr, gb = _ext_nll_grad(Yenc, b[None] + eps, alpha, so, ro, ex, beta)
     out = {}
     if sociality is not None:
         out["sociality"] = gs
@@ -228,7 +122,7 @@ def _check_extra_params(Yenc, directed, sociality, sender, receiver, covariates,
         raise ValueError("covariates and beta must be given together")
     X = None
     if covariates is not None:
-        if not isinstance(Yenc, np.ndarray):
+        if Yenc.is_sparse:
             raise ValueError("covariates need dense layers (the sparse likelihood does not take covariates)")
         X = _check_covariates(covariates, n, directed)
         beta = np.ascontiguousarray(beta, dtype=np.float64)
@@ -241,172 +135,16 @@ def _check_extra_params(Yenc, directed, sociality, sender, receiver, covariates,
     return so, ro, _Extras("layer", 0.0, directed, K, n, X), beta
 
 
-def _nll_grad_encoded(Yenc, YT, b, eps, alpha, directed, dtype=np.float64):
-    from ..kernels.hlsm import hlsm_nll_grad_fast, hlsm_nll_grad_fast32
-    z = b[None, :, :] + eps
-    if not isinstance(Yenc, np.ndarray):  # SparseLayers (see fastgrad.hlsm._layers)
-        from ._layers import nll_grad_sparse
-        nll, grad_z, grad_alpha = nll_grad_sparse(Yenc, z, alpha, dtype=dtype)
-        return nll, grad_z.sum(axis=0), grad_z, grad_alpha
-    grad_z = np.empty_like(z)
-    grad_alpha = np.empty_like(alpha)
-    kernel = hlsm_nll_grad_fast32 if dtype == np.float32 else hlsm_nll_grad_fast
-    nll = kernel(Yenc, YT, z, alpha, directed, grad_z, grad_alpha)
-    return float(nll), grad_z.sum(axis=0), grad_z, grad_alpha
-
-
 def objective(Y, b, eps, alpha, lam, *, directed=False):
     """Penalised objective ``nll + lam * sum_k sum_i ||eps_ik||_2``.
 
     Parameters are as for :func:`nll_and_grad` (sparse layers included), plus ``lam >= 0``.
     """
     lam = check_scalar(lam, "lam", lo=0.0)
-    Yenc = _encode_any(Y, directed)
+    Yenc = as_layers(Y, directed=directed)
     K, n, _ = Yenc.shape
     b, eps, alpha = _check_params(b, eps, alpha, K, n)
-    if not isinstance(Yenc, np.ndarray):
-        from ._layers import nll_sparse
-        return nll_sparse(Yenc, b[None] + eps, alpha) + lam * _group_norm_sum(eps)
-    from ..kernels.hlsm import hlsm_nll
-    return float(hlsm_nll(Yenc, b[None] + eps, alpha, directed)) + lam * _group_norm_sum(eps)
-
-
-def _encode_any(Y, directed, sparse="auto"):
-    """Dense int8 encoding, or ``SparseLayers`` for sparse input.
-
-    Unlike :func:`fit` (whose ``"auto"`` keeps small sparse inputs dense),
-    ``sparse="auto"`` here encodes every list of scipy.sparse layers sparse,
-    so no (n, n) array is ever built for it; ``False`` forces the dense encoding.
-    """
-    from . import _layers as _hlsm_sparse
-    if isinstance(sparse, str) and sparse == "auto":
-        sparse = _hlsm_sparse.is_sparse_input(Y)
-    if _hlsm_sparse.use_sparse(Y, sparse):
-        return _hlsm_sparse.encode_sparse(Y, directed=directed)
-    return encode_layers(Y, directed=directed)
-
-
-def _group_norm_sum(eps, weights=None):
-    norms = np.sqrt((eps * eps).sum(axis=-1))
-    if weights is not None:
-        with np.errstate(invalid="ignore"):
-            norms = np.where(norms > 0, weights * norms, 0.0)  # an infinite weight keeps eps at 0
-    return float(norms.sum())
-
-
-class _Problem:
-    """The penalised objective on a flat, rescaled vector x = [b*s_b, eps, alpha*s_a].
-
-    The curvature of the likelihood in alpha_k grows like the number of
-    dyads (n^2) and in b_i like K times that in eps_ik, while eps_ik's is of
-    order n. Solving in rescaled coordinates (a diagonal preconditioner that
-    leaves eps, and therefore the group-lasso prox, untouched) equalises them.
-
-    ``evaluator`` (None: the local kernels) may supply ``nll_grad(z, alpha) ->
-    (nll, grad_z, grad_alpha)`` and ``nll(z, alpha)`` computed elsewhere
-    (:mod:`fastgrad.dask`).
-    """
-
-    evaluator = None
-    #: precision of the pass over all pairs in ``fun`` (float32: the L-BFGS stages of large fits)
-    dtype = np.float64
-
-    def __init__(self, Yenc, directed, d, lam, scale_b=1.0, scale_alpha=1.0, weights=None, node_scale=None):
-        self.weights = weights
-        self.Y = Yenc
-        self.YT = _transposed(Yenc, directed)
-        self.directed = directed
-        self.K, self.n, _ = Yenc.shape
-        self.d = d
-        self.lam = lam
-        nb, ne = self.n * d, self.K * self.n * d
-        self.sb, self.se = slice(0, nb), slice(nb, nb + ne)
-        self.sa = slice(nb + ne, nb + ne + self.K)
-        self.scale = np.ones(nb + ne + self.K)
-        self.scale[self.sb] = scale_b
-        self.scale[self.sa] = scale_alpha
-        # per-node preconditioning (see _node_scales): eps_ik is stored as s_ik * eps_ik,
-        # so the group-lasso prox stays exact with the per-group threshold t * lam / s_ik
-        self.eps_scale = None
-        if node_scale is not None:
-            s_b, s_e = node_scale
-            self.scale[self.sb] *= np.repeat(s_b, d)
-            self.scale[self.se] = np.repeat(s_e.ravel(), d)
-            self.eps_scale = s_e
-
-    def pack(self, b, eps, alpha):
-        return np.concatenate([b.ravel(), eps.ravel(), alpha.ravel()]) * self.scale
-
-    def unpack(self, x):
-        p = x / self.scale
-        return (p[self.sb].reshape(self.n, self.d), p[self.se].reshape(self.K, self.n, self.d),
-                np.ascontiguousarray(p[self.sa]))
-
-    def fun(self, x):
-        b, eps, alpha = self.unpack(x)
-        if self.evaluator is not None:
-            nll, ge, ga = self.evaluator.nll_grad(b[None] + eps, alpha)
-            gb = ge.sum(axis=0)
-        else:
-            nll, gb, ge, ga = _nll_grad_encoded(self.Y, self.YT, b, eps, alpha, self.directed, self.dtype)
-        return nll, np.concatenate([gb.ravel(), ge.ravel(), ga]) / self.scale
-
-    def fun_value(self, x):
-        from ..kernels.hlsm import hlsm_nll_fast
-        b, eps, alpha = self.unpack(x)
-        if self.evaluator is not None:
-            return float(self.evaluator.nll(b[None] + eps, alpha))
-        if not isinstance(self.Y, np.ndarray):
-            from ._layers import nll_sparse
-            return nll_sparse(self.Y, b[None] + eps, alpha)
-        return float(hlsm_nll_fast(self.Y, b[None] + eps, alpha, self.directed))
-
-    def prox(self, v, t):
-        if self.lam == 0.0:
-            return v
-        out = v.copy()
-        eps = v[self.se].reshape(self.K, self.n, self.d)
-        thr = t * self.lam if self.weights is None else (t * self.lam) * self.weights
-        if self.eps_scale is not None:
-            thr = thr / self.eps_scale
-        out[self.se] = _prox.group_l2(eps, thr).ravel()
-        return out
-
-    def smoothed(self, mu):
-        """``fun`` plus the Huber-smoothed penalty ``lam sum w_ik phi_mu(||eps_ik||)``.
-
-        ``phi_mu(r) = r - mu / 2`` for ``r >= mu``, ``r^2 / (2 mu)`` below: a
-        smooth function within ``lam mu / 2`` per group of the penalty, for
-        quasi-Newton steps (see :func:`fit`). Groups with infinite weight stay at 0.
-        """
-        K, n, d = self.K, self.n, self.d
-        w = np.ones((K, n)) if self.weights is None else self.weights
-        fixed = np.isinf(w)
-        w = np.where(fixed, 0.0, w)
-        es = np.ones((K, n)) if self.eps_scale is None else self.eps_scale
-
-        def fun(x):
-            x = x.copy()
-            x[self.se].reshape(K, n, d)[fixed] = 0.0
-            f, g = self.fun(x)
-            eps = x[self.se].reshape(K, n, d) / es[..., None]
-            r = np.sqrt((eps * eps).sum(axis=-1))
-            big = r >= mu
-            f += self.lam * float((w * np.where(big, r - 0.5 * mu, r * r / (2 * mu))).sum())
-            geps = (self.lam * w / np.maximum(r, mu))[..., None] * eps / es[..., None]
-            geps[fixed] = 0.0
-            g[self.se] += geps.ravel()
-            g[self.se].reshape(K, n, d)[fixed] = 0.0
-            return f, g
-        return fun
-
-    def penalty(self, x):
-        if self.lam == 0.0:
-            return 0.0
-        eps = x[self.se].reshape(self.K, self.n, self.d)
-        if self.eps_scale is not None:
-            eps = eps / self.eps_scale[..., None]
-        return self.lam * _group_norm_sum(eps, self.weights)
+    return Yenc.nll(b[None] + eps, alpha) + lam * _group_norm_sum(eps)
 
 
 #: Sociality parametrisations accepted by :func:`fit` (see its ``sociality`` parameter).
@@ -414,356 +152,11 @@ SOCIALITY_MODES = ("layer", "shared")
 #: Default ridge on the sociality effects (see :func:`fit`).
 SOCIALITY_RIDGE = 1.0
 
-
-class _Extras:
-    """Node effects and dyad covariates of an extended model (``sociality``/``covariates`` of :func:`fit`).
-
-    ``mode`` None (no node effects), ``"layer"`` (one effect per node and layer)
-    or ``"shared"`` (one per node, all layers). Undirected: sociality ``g``;
-    directed: sender ``s`` and receiver ``r``. ``X``/``XT`` (p, n, n): covariates.
-    """
-
-    def __init__(self, mode, ridge, directed, K, n, X=None):
-        self.mode, self.ridge, self.directed, self.K, self.n = mode, float(ridge), bool(directed), K, n
-        self.X = np.zeros((0, n, n)) if X is None else X
-        self.XT = np.ascontiguousarray(self.X.transpose(0, 2, 1)) if (directed and self.X.shape[0]) else self.X
-        self.p = self.X.shape[0]
-        per = K if mode == "layer" else 1
-        self.n_effects = 0 if mode is None else per * n * (2 if directed else 1)
-
-    @property
-    def active(self):
-        return self.mode is not None or self.p > 0
-
-    def offsets(self, v):
-        """(so, ro) of shape (K, n) from the flat effect vector ``v``."""
-        K, n = self.K, self.n
-        if self.mode is None:
-            zero = np.zeros((K, n))
-            return zero, zero
-        per = K if self.mode == "layer" else 1
-        m = per * n
-        s = np.broadcast_to(v[:m].reshape(per, n), (K, n))
-        r = np.broadcast_to(v[m:2 * m].reshape(per, n), (K, n)) if self.directed else s
-        return np.ascontiguousarray(s), np.ascontiguousarray(r)
-
-    def centre(self, v, alpha):
-        """Move each layer's mean effect into alpha: the likelihood is unchanged and the
-        ridge can only fall (the optimum has zero means; this removes the solver's residue)."""
-        if self.mode is None:
-            return v, alpha
-        per = self.K if self.mode == "layer" else 1
-        m = per * self.n
-        v, alpha = v.copy(), alpha.copy()
-        for part in range(2 if self.directed else 1):
-            blk = v[part * m:(part + 1) * m].reshape(per, self.n)
-            mu = blk.mean(axis=1, keepdims=True)
-            blk -= mu
-            alpha += (1.0 if self.directed else 2.0) * np.broadcast_to(mu[:, 0], (self.K,))
-        return v, alpha
-
-    def effect_grad(self, gs, gr):
-        """Gradient in the flat effect vector from the (K, n) gradients in so and ro."""
-        if self.mode is None:
-            return np.zeros(0)
-        parts = [gs, gr] if self.directed else [gs]
-        if self.mode == "shared":
-            parts = [q.sum(axis=0) for q in parts]
-        return np.concatenate([q.ravel() for q in parts])
-
-
-def _ext_nll_grad(Yenc, YT, z, alpha, so, ro, ex, beta, with_grad=True, per_layer=False):
-    """nll and gradients (z, alpha, so, ro, beta) of the extended model, dense or sparse data."""
-    from ..kernels.hlsm import hlsm_nll_grad_ext
-    K, n, d = z.shape
-    z = np.ascontiguousarray(z)
-    if not isinstance(Yenc, np.ndarray):
-        from ._layers import nll_grad_sparse_ext
-        nll, gz, ga, gs, gr = nll_grad_sparse_ext(Yenc, z, alpha, so, ro, with_grad=with_grad,
-                                                  per_layer=per_layer)
-        return nll, gz, ga, gs, gr, np.zeros((K, 0))
-    beta = np.ascontiguousarray(beta, dtype=np.float64).reshape(K, ex.p)
-    gz, ga = np.empty_like(z), np.empty(K)
-    gs, gr, gb = np.empty((K, n)), np.empty((K, n)), np.empty((K, ex.p))
-    if per_layer:
-        out = np.empty(K)
-        for k in range(K):
-            sl = slice(k, k + 1)
-            out[k] = hlsm_nll_grad_ext(Yenc[sl], YT[sl], np.ascontiguousarray(z[sl]), alpha[sl],
-                                       np.ascontiguousarray(so[sl]), np.ascontiguousarray(ro[sl]),
-                                       ex.X, ex.XT, beta[sl], ex.directed, True, False,
-                                       gz[sl], ga[sl], gs[sl], gr[sl], gb[sl])
-        return out, None, None, None, None, None
-    nll = hlsm_nll_grad_ext(Yenc, YT, z, np.ascontiguousarray(alpha), so, ro, ex.X, ex.XT, beta,
-                            ex.directed, True, with_grad, gz, ga, gs, gr, gb)
-    if not with_grad:
-        return float(nll), None, None, None, None, None
-    return float(nll), gz, ga, gs, gr, gb
-
-
-class _ExtProblem(_Problem):
-    """:class:`_Problem` with node effects and covariates appended to x:
-    ``[b*s_b, eps, alpha*s_a, effects*s_g, beta*s_beta]``; a ridge
-    ``ridge / 2 * ||effects||^2`` is part of the smooth function."""
-
-    def __init__(self, Yenc, directed, d, lam, ex, scale_b=1.0, scale_alpha=1.0, weights=None, node_scale=None,
-                 scale_effects=1.0, scale_beta=None):
-        super().__init__(Yenc, directed, d, lam, scale_b, scale_alpha, weights, node_scale)
-        self.ex = ex
-        base = self.scale.size
-        self.sg = slice(base, base + ex.n_effects)
-        self.sbeta = slice(base + ex.n_effects, base + ex.n_effects + self.K * ex.p)
-        sg = np.full(ex.n_effects, float(scale_effects))
-        sbeta = np.ones(self.K * ex.p) if scale_beta is None else np.tile(scale_beta, self.K)
-        self.scale = np.concatenate([self.scale, sg, sbeta])
-
-    def pack_all(self, b, eps, alpha, effects, beta):
-        return np.concatenate([b.ravel(), eps.ravel(), alpha.ravel(), np.ravel(effects), np.ravel(beta)]) * self.scale
-
-    def pack(self, b, eps, alpha):
-        return self.pack_all(b, eps, alpha, np.zeros(self.ex.n_effects), np.zeros(self.K * self.ex.p))
-
-    def unpack_all(self, x):
-        p = x / self.scale
-        return (p[self.sb].reshape(self.n, self.d), p[self.se].reshape(self.K, self.n, self.d),
-                np.ascontiguousarray(p[self.sa]), p[self.sg].copy(), p[self.sbeta].reshape(self.K, self.ex.p))
-
-    def unpack(self, x):
-        return self.unpack_all(x)[:3]
-
-    def _eval(self, x, with_grad):
-        b, eps, alpha, v, beta = self.unpack_all(x)
-        so, ro = self.ex.offsets(v)
-        z = b[None] + eps
-        if self.evaluator is not None:
-            out = self.evaluator.nll_grad_ext(z, alpha, so, ro, beta, with_grad)
-        else:
-            out = _ext_nll_grad(self.Y, self.YT, z, alpha, so, ro, self.ex, beta, with_grad)
-        nll = out[0] + 0.5 * self.ex.ridge * float(v @ v)
-        if not with_grad:
-            return nll
-        _, gz, ga, gs, gr, gb = out
-        gv = self.ex.effect_grad(gs, gr) + self.ex.ridge * v
-        g = np.concatenate([gz.sum(axis=0).ravel(), gz.ravel(), ga, gv, gb.ravel()]) / self.scale
-        return nll, g
-
-    def fun(self, x):
-        return self._eval(x, True)
-
-    def fun_value(self, x):
-        return self._eval(x, False)
-
-
-def _curvature_scales(Yenc, b, alpha, directed, rng, n_pairs=100_000):
-    """Diagonal preconditioner: sqrt of curvature ratios (alpha : eps and b : eps)."""
-    K, n, d = Yenc.shape[0], b.shape[0], b.shape[1]
-    m = min(n_pairs, n * (n - 1))
-    i = rng.integers(0, n, size=m)
-    j = rng.integers(0, n - 1, size=m)
-    j = j + (j >= i)
-    d2 = ((b[i] - b[j]) ** 2).sum(axis=1)
-    h_alpha, h_pos = 0.0, 0.0
-    pairs_per_layer = n * (n - 1) / (1 if directed else 2)
-    for k in range(K):
-        p = 0.5 * (1.0 + np.tanh(0.5 * (alpha[k] - d2)))
-        w = p * (1.0 - p)
-        h_alpha += pairs_per_layer * w.mean()
-        # d^2 nll / d z_ic^2 ~ sum_j p(1-p) 4 (z_ic - z_jc)^2 over the node's partners
-        h_pos += (n - 1) * (2 if directed else 1) * (w * 4.0 * d2 / d).mean()
-    h_alpha /= K
-    h_pos /= K
-    if not (h_alpha > 0 and h_pos > 0):
-        return float(np.sqrt(K)), 1.0
-    return float(np.sqrt(K)), float(np.sqrt(h_alpha / h_pos))
-
-
-#: L-BFGS before proximal gradient in :func:`fit` when lam = 0 (module switch, for comparisons).
-#: For lam > 0 it did not pay on small networks (measured: the restricted problem of the non-zero
-#: groups is badly conditioned when many are small), so lam > 0 keeps proximal gradient alone.
-QUASI_NEWTON = True
-QN_MU = 1e-3
-QN_TOL = 1e-11
-QN_MAX_ITER = 2000
-
-#: Per-node preconditioning in :func:`fit` (module switch, for comparisons).
-NODE_PRECONDITION = True
-NODE_SMOOTH = 0.05
-
-
-def _layer_degrees(Yenc, directed):
-    """(K, n) tie counts per node and layer (in + out ties if directed), O(edges) for sparse data."""
-    if not isinstance(Yenc, np.ndarray):
-        csum = np.concatenate([[0.0], np.cumsum(Yenc.t_cnt)])
-        return csum[Yenc.t_ptr[:, 1:]] - csum[Yenc.t_ptr[:, :-1]]
-    ties = Yenc == 1
-    deg = ties.sum(axis=2, dtype=np.float64)
-    return deg + ties.sum(axis=1, dtype=np.float64) if directed else deg
-
-
-def _node_scales(Yenc, directed, smooth=1.0):
-    """Per-node diagonal preconditioner from degrees.
-
-    The curvature of the likelihood in ``z_ik`` grows with the number of
-    partners near node i in layer k, roughly its degree there; with one global
-    step the low-degree nodes (on the periphery of a large-diameter graph) move
-    far too slowly. Returns ``(s_b (n,), s_e (K, n))``: the square roots of
-    ``(deg_ik + c_k)`` relative to the layer mean (``c_k = smooth * (mean
-    degree + 1)`` keeps isolated nodes finite), and of their sum over layers
-    for the shared positions. Measured on a simulated large-diameter graph
-    (n=1000, K=3, 1% density, lam=5; ``benchmarks/hlsm_scale.py iters``):
-    with ``smooth=0.05`` 1586 iterations to the default tolerances and within
-    0.2 of the optimum (objective ~5.2e4) after 100; without it, 5000
-    iterations end 0.065 above that and 100 end 58 above it.
-    """
-    deg = _layer_degrees(Yenc, directed)
-    c = smooth * (deg.mean(axis=1, keepdims=True) + 1.0)
-    h = deg + c
-    s_e = np.sqrt(h / h.mean(axis=1, keepdims=True))
-    hb = h.sum(axis=0)
-    s_b = np.sqrt(hb / hb.mean())
-    return s_b, s_e
-
-
-def _restricted(prob, x, active):
-    """The penalised objective as a smooth function of the entries of x outside the zero
-    groups (``active`` (K, n) False: eps_ik fixed at 0): ``(fun, keep)``."""
-    K, n, d, lam = prob.K, prob.n, prob.d, prob.lam
-    es = np.ones((K, n)) if prob.eps_scale is None else prob.eps_scale
-    w = np.ones((K, n)) if prob.weights is None else np.where(np.isinf(prob.weights), 0.0, prob.weights)
-    keep = np.ones(x.size, dtype=bool)
-    keep[prob.se] = np.repeat(active.ravel(), d)
-    wa = np.where(active, w, 0.0)
-
-    def fun(xr):
-        full = np.zeros(x.size)
-        full[keep] = xr
-        f, g = prob.fun(full)
-        eps = full[prob.se].reshape(K, n, d) / es[..., None]
-        r = np.sqrt((eps * eps).sum(axis=-1))
-        f += lam * float((wa * r).sum())
-        g[prob.se] += ((lam * wa / np.maximum(r, 1e-300))[..., None] * eps / es[..., None]).ravel()
-        return f, g[keep]
-    return fun, keep
-
-
-#: proximal-gradient iterations between the L-BFGS rounds of :func:`_solve_active_set`
-AS_PROX_ITER = 30
-AS_ROUNDS = 6
-#: L-BFGS rounds only while at most this share of the groups is non-zero
-AS_MAX_ACTIVE = 0.1
-
-
-def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, stages, work):
-    """Minimise the penalised objective by L-BFGS on the non-zero groups, alternating with
-    proximal gradient (which adds and removes groups and applies the stopping rule of
-    :func:`fit`, so the optimum is that of proximal gradient alone).
-
-    Round r: proximal gradient for at most ``AS_PROX_ITER`` iterations (all of
-    ``max_iter`` in the last round); if it has not converged, L-BFGS on the
-    objective restricted to the groups that are non-zero there (smooth: each
-    ``||eps_ik||`` away from 0), from its end point. ``lam = 0`` starts with
-    L-BFGS on the (smooth) whole problem. Returns the last proximal-gradient
-    :class:`SolverResult` with ``n_iter`` the total of its rounds and the
-    ``history`` of all rounds.
-    """
-    from ..solvers import lbfgs
-    K, n, d = prob.K, prob.n, prob.d
-    x = x0
-    hist, n_prox, n_qn, n_fev = [], 0, 0, 0
-    t_qn, t_pg = 0.0, 0.0
-    sol = None
-    plain = False  # the rest by proximal gradient alone
-    for rnd in range(AS_ROUNDS):
-        fun = None
-        t1 = time.perf_counter()
-        if rnd > 0 or lam == 0:
-            if lam == 0:
-                fun, keep = prob.fun, np.ones(x.size, dtype=bool)
-            else:
-                active = np.any(x[prob.se].reshape(K, n, d) != 0.0, axis=-1)
-                if active.mean() > AS_MAX_ACTIVE:
-                    # many non-zero groups, some of them small: the restricted problem is badly
-                    # conditioned (curvature lam / ||eps_ik||), proximal gradient does better
-                    plain = True
-                else:
-                    fun, keep = _restricted(prob, x, active)
-        if (rnd > 0 or lam == 0) and fun is not None:
-            with threads_for(work):
-                qn = lbfgs(fun, x[keep], tol=QN_TOL, gtol=0.0, max_iter=QN_MAX_ITER, m=20, warn=False,
-                           name="hlsm quasi-Newton")
-            x = x.copy()
-            x[keep] = qn.x
-            n_qn += qn.n_iter
-            n_fev += qn.info.get("n_fev") or 0
-            t_qn += time.perf_counter() - t1
-        last = rnd == AS_ROUNDS - 1 or plain
-        budget = max_iter - n_prox if last else min(AS_PROX_ITER, max_iter - n_prox)
-        t1 = time.perf_counter()
-        with threads_for(work):
-            sol = proximal_gradient(prob.fun, x, prox=prob.prox, penalty=prob.penalty, fun_value=prob.fun_value,
-                                    accelerate=accelerate, max_iter=max(budget, 1), tol=tol, gtol=gtol,
-                                    verbose=verbose, warn=last or budget >= max_iter - n_prox,
-                                    name="hlsm.fit")
-        t_pg += time.perf_counter() - t1
-        n_prox += sol.n_iter
-        hist.append(sol.history if not hist else sol.history[1:])
-        x = sol.x
-        if sol.converged or n_prox >= max_iter or plain:
-            break
-    stages["quasi-Newton"] = {"n_iter": n_qn, "n_fev": n_fev, "seconds": t_qn}
-    stages["proximal gradient"] = {"n_iter": n_prox, "n_fev": None, "seconds": t_pg}
-    stages["proximal gradient rounds"] = rnd + 1
-    sol.n_iter = n_prox
-    sol.history = np.concatenate(hist)
-    return sol
-
-
-def _stage_record(sol, t_start):
-    """Iterations, function evaluations and seconds of one solver stage (``HLSMResult.stages``)."""
-    return {"n_iter": sol.n_iter, "n_fev": sol.info.get("n_fev"), "seconds": time.perf_counter() - t_start}
-
-
 def _make_evaluator(client, Yenc, directed):
     from ..dask._hlsm import make_evaluator
     return make_evaluator(client, Yenc, directed)
 
 
-def _fit_shared(Yenc, directed, b0, alpha0, rng, *, tol=1e-9, max_iter=2000, evaluator=None):
-    """Fit the shared configuration (``eps = 0``: ``lam >= lam_max``) by L-BFGS.
-
-    The problem is smooth, and quasi-Newton steps handle what slows proximal
-    gradient down on large networks: the strong coupling of the intercepts
-    with the overall scale of the configuration and the long-wavelength modes
-    of large-diameter graphs. Same rescaled coordinates as :func:`fit`.
-    Returns ``(b, alpha, SolverResult)``.
-    """
-    from ..solvers import lbfgs
-    K, n, _ = Yenc.shape
-    d = b0.shape[1]
-    eps0 = np.zeros((K, n, d))
-    scale_b, scale_alpha = _curvature_scales(Yenc, b0, alpha0, directed, rng)
-    prob = _Problem(Yenc, directed, d, 0.0, scale_b, scale_alpha, None,
-                    _node_scales(Yenc, directed, NODE_SMOOTH) if NODE_PRECONDITION else None)
-    prob.evaluator = evaluator
-    if evaluator is None:
-        prob.dtype = _multilevel.STAGE_DTYPE
-    x_full = prob.pack(b0, eps0, alpha0)
-    keep = np.ones(x_full.size, dtype=bool)
-    keep[prob.se] = False
-
-    def fun(xr):
-        x = np.zeros_like(x_full)
-        x[keep] = xr
-        f, g = prob.fun(x)
-        return f, g[keep]
-
-    with threads_for(K * n * n):
-        sol = lbfgs(fun, x_full[keep], tol=tol, gtol=0.0, max_iter=max_iter, m=20, warn=False,
-                    name="hlsm shared configuration")
-    x = np.zeros_like(x_full)
-    x[keep] = sol.x
-    b, _, alpha = prob.unpack(x)
-    return b - b.mean(axis=0), np.ascontiguousarray(alpha), sol
 
 # ----------------------------------------------------------------------------- results
 
@@ -1167,7 +560,7 @@ def dyad_covariates(attributes, kind="absdiff"):
 
 def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, gtol=1e-4,
         random_state=None, verbose=False, callback=None, accelerate=True, weights=None, sparse="auto",
-        client=None, sociality="layer", sociality_ridge=SOCIALITY_RIDGE, covariates=None):
+        client=None, sociality="layer", sociality_ridge=SOCIALITY_RIDGE, covariates=None, solver_options=None):
     """Fit the HLSM by penalised maximum likelihood (accelerated proximal gradient).
 
     Parameters
@@ -1233,7 +626,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         ``inf`` keeps a deviation at zero. Used by the adaptive group lasso of
         :func:`fit_path`.
     sparse : {"auto", True, False}, default="auto"
-        Sparse likelihood (``fastgrad.hlsm._layers``): memory O(n K d +
+        Sparse likelihood (``fastgrad.hlsm._sparse``): memory O(n K d +
         edges), never an (n, n) array; a dense pass over pairs from the
         positions alone plus a correction over the ties and missing dyads.
         Needs ``Y`` as a list of scipy.sparse matrices; ``"auto"`` uses it
@@ -1270,6 +663,11 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         ``res.beta`` (K, p). Dense layers only: sparse input with covariates is
         refused (it would need the covariates at every pair, O(p n^2) memory).
 
+    solver_options : dict or SolverOptions, optional
+        Tuning of the solver stages (L-BFGS rounds, preconditioning, the
+        multilevel start); see :class:`SolverOptions`. The defaults are the
+        measured choices.
+
     Returns
     -------
     HLSMResult
@@ -1284,17 +682,13 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
     ((60, 2), (2, 60, 2))
     """
     t0 = time.perf_counter()
-    nodes = list(getattr(Y, "nodes", [])) or None
-    layers = list(getattr(Y, "layers", [])) or None
     lam = check_scalar(lam, "lam", lo=0.0)
+    opts = as_options(solver_options)
     if not isinstance(directed, (bool, np.bool_)):
         raise TypeError(f"directed must be a bool, got {type(directed).__name__}")
     directed = bool(directed)
-    from . import _layers as _hlsm_sparse
-    if _hlsm_sparse.use_sparse(Y, sparse):
-        Yenc = _hlsm_sparse.encode_sparse(Y, directed=directed)
-    else:
-        Yenc = encode_layers(Y, directed=directed)
+    Yenc = as_layers(Y, directed=directed, sparse=use_sparse(Y, sparse))
+    nodes, layers = Yenc.nodes, Yenc.layer_names
     K, n, _ = Yenc.shape
     dim = check_scalar(dim, "dim", kind="int", lo=1)
     if dim >= n:
@@ -1315,7 +709,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
     sociality_ridge = check_scalar(sociality_ridge, "sociality_ridge", lo=0.0)
     Xcov = None
     if covariates is not None:
-        if not isinstance(Yenc, np.ndarray):
+        if Yenc.is_sparse:
             raise ValueError("covariates need the dense likelihood: pass Y as dense layers or sparse=False "
                              "(the sparse likelihood would need every covariate at every pair, O(n^2 p) memory)")
         Xcov = _check_covariates(covariates, n, directed)
@@ -1335,18 +729,17 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
             eps0[np.isinf(weights)] = 0.0
     elif isinstance(init, str) and init in ("auto", "mds", "multilevel"):
         start = None
-        if init == "multilevel" or (init == "auto" and n >= _multilevel.MULTILEVEL_MIN_N):
-            start = _multilevel.init_multilevel(Yenc, directed, dim, rng)
+        if init == "multilevel" or (init == "auto" and n >= opts.multilevel_min_n):
+            start = _multilevel.init_multilevel(Yenc, directed, dim, rng, opts)
         staged = start is not None
         if staged:  # then the shared configuration on all nodes, by L-BFGS
             stages["multilevel start"] = {"seconds": time.perf_counter() - t0}
             t1 = time.perf_counter()
-            b0, alpha0, shared = _fit_shared(Yenc, directed, *start, rng, tol=_multilevel.SHARED_TOL,
-                                        max_iter=_multilevel.SHARED_MAX_ITER,
-                                        evaluator=evaluator)
+            b0, alpha0, shared = fit_shared(Yenc, directed, *start, rng, opts, tol=opts.shared_tol,
+                                            max_iter=opts.shared_max_iter, evaluator=evaluator)
             stages["shared L-BFGS"] = _stage_record(shared, t1)
         else:
-            b0, alpha0 = _init_mds(Yenc, dim, rng)
+            b0, alpha0 = Yenc.init_mds(dim, rng)
         eps0 = np.zeros((K, n, dim))
     elif init == "random":
         b0, alpha0 = _init_random(Yenc, dim, rng)
@@ -1355,7 +748,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         raise ValueError(f"init must be 'auto', 'mds', 'multilevel', 'random' or an HLSMResult, got {init!r}")
 
     scale_b, scale_alpha = _curvature_scales(Yenc, b0 + eps0.mean(axis=0), alpha0, directed, rng)
-    node_scale = _node_scales(Yenc, directed, NODE_SMOOTH) if NODE_PRECONDITION else None
+    node_scale = _node_scales(Yenc, directed, opts.node_smooth) if opts.node_precondition else None
     if ex.active:
         ppl = n * (n - 1) / (1 if directed else 2)
         s_g = scale_alpha * np.sqrt((n - 1) / ppl) * (np.sqrt(K) if ex.mode == "shared" else 1.0)
@@ -1368,41 +761,12 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
     else:
         prob = _Problem(Yenc, directed, dim, lam, scale_b, scale_alpha, weights, node_scale)
     prob.evaluator = evaluator
-    cb = None
-    if callback is not None:
-        def cb(it, x):
-            b, eps, alpha = prob.unpack(x)
-            return callback(it, {"b": b.copy(), "eps": eps.copy(), "alpha": alpha.copy()})
     if ex.active:
         x0 = prob.pack_all(b0, eps0, alpha0, v0, beta0)
     else:
         x0 = prob.pack(b0, eps0, alpha0)
-    sol = None
-    if lam > 0 and staged and _multilevel.SMOOTH_STAGE:
-        # quasi-Newton on the Huber-smoothed penalty first: proximal gradient alone needs
-        # hundreds of iterations on large networks; it then only has to settle which
-        # deviations are exactly zero
-        from ..solvers import lbfgs
-        t1 = time.perf_counter()
-        if evaluator is None:
-            prob.dtype = _multilevel.STAGE_DTYPE
-        with threads_for(K * n * n):
-            smooth = lbfgs(prob.smoothed(_multilevel.SMOOTH_MU), x0, tol=_multilevel.SMOOTH_TOL, gtol=0.0,
-                           max_iter=_multilevel.SMOOTH_MAX_ITER, m=20, warn=False, name="hlsm smoothed")
-        prob.dtype = np.float64
-        x0 = smooth.x
-        stages["smoothed L-BFGS"] = _stage_record(smooth, t1)
-    elif QUASI_NEWTON and lam == 0 and callback is None and evaluator is None:
-        sol = _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, stages, K * n * n)
-    t1 = time.perf_counter()
-    if sol is None:
-        with threads_for(K * n * n):
-            sol = proximal_gradient(prob.fun, x0, prox=prob.prox,
-                                    penalty=prob.penalty, fun_value=prob.fun_value, accelerate=accelerate,
-                                    max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
-                                    name="hlsm.fit")
-    if "quasi-Newton" not in stages:
-        stages["proximal gradient"] = _stage_record(sol, t1)
+    sol = solve(prob, x0, lam=lam, staged=staged, max_iter=max_iter, tol=tol, gtol=gtol, accelerate=accelerate,
+                verbose=verbose, callback=callback, stages=stages, opts=opts)
     extra = {}
     if ex.active:
         b, eps, alpha, v, beta = (a.copy() for a in prob.unpack_all(sol.x))
@@ -1414,11 +778,10 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
     z = b[None] + eps
     if ex.active:
         so, ro = ex.offsets(v)
-        layer_nll = _ext_nll_grad(Yenc, _transposed(Yenc, directed), z, alpha, so, ro, ex, beta,
-                                  with_grad=False, per_layer=True)[0]
+        layer_nll = _ext_nll_grad(Yenc, z, alpha, so, ro, ex, beta, with_grad=False, per_layer=True)[0]
         ridge_term = 0.5 * ex.ridge * float(v @ v)
     else:
-        layer_nll = _layer_nll(Yenc, z, alpha, directed)
+        layer_nll = Yenc.nll(z, alpha, per_layer=True)
         ridge_term = 0.0
     nll = float(layer_nll.sum())
     objective = nll + lam * _group_norm_sum(eps, weights) + ridge_term
@@ -1428,7 +791,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
     return HLSMResult(
         b=b, eps=eps, alpha=alpha.copy(), z=z, lam=lam, objective=objective,
         nll=nll, n_iter=sol.n_iter, converged=sol.converged, history=history, weights=weights,
-        directed=directed, n_obs=_n_obs(Yenc, directed), nodes=nodes, layers=layers,
+        directed=directed, n_obs=Yenc.n_obs, nodes=nodes, layers=layers,
         fit_time=time.perf_counter() - t0, layer_nll=layer_nll, stages=stages, **extra)
 
 
@@ -1436,102 +799,23 @@ def _result_gradients(Yenc, res):
     """``(nll, grad_b, grad_eps, grad_alpha)`` of the likelihood at a fit ``res`` (node effects
     and covariates included): what :func:`lam_max` and the adaptive weights of :func:`fit_path` need."""
     directed = res.directed
-    YT = _transposed(Yenc, directed)
     so, ro = res._offsets()
     p = 0 if res.beta is None else res.beta.shape[1]
     if so is None and p == 0:
-        return _nll_grad_encoded(Yenc, YT, res.b, res.eps, res.alpha, directed)
+        return _nll_grad_encoded(Yenc, res.b, res.eps, res.alpha)
     K, n, _ = res.eps.shape
     ex = _Extras("layer" if so is not None else None, 0.0, directed, K, n, res.covariates if p else None)
     if so is None:
         so = ro = np.zeros((K, n))
-    nll, gz, ga, _, _, _ = _ext_nll_grad(Yenc, YT, res.b[None] + res.eps, res.alpha, so, ro, ex,
+    nll, gz, ga, _, _, _ = _ext_nll_grad(Yenc, res.b[None] + res.eps, res.alpha, so, ro, ex,
                                          res.beta if p else np.zeros((K, 0)))
     return nll, gz.sum(axis=0), gz, ga
-
-
-def _n_obs(Yenc, directed):
-    if not isinstance(Yenc, np.ndarray):
-        return Yenc.n_obs
-    n_obs = int((Yenc >= 0).sum())
-    return n_obs if directed else n_obs // 2
-
-
-def _layer_nll(Yenc, z, alpha, directed):
-    if not isinstance(Yenc, np.ndarray):
-        from ._layers import nll_sparse
-        return nll_sparse(Yenc, z, alpha, per_layer=True)
-    from ..kernels.hlsm import hlsm_nll
-    return np.array([hlsm_nll(Yenc[k:k + 1], np.ascontiguousarray(z[k:k + 1]), alpha[k:k + 1], directed)
-                     for k in range(Yenc.shape[0])])
-
-
-def _logit_density(Yenc):
-    K = Yenc.shape[0]
-    out = np.empty(K)
-    for k in range(K):
-        obs = Yenc[k] >= 0
-        p = (Yenc[k] == 1).sum() / max(obs.sum(), 1)
-        p = min(max(p, 1e-6), 1 - 1e-6)
-        out[k] = np.log(p / (1 - p))
-    return out
 
 
 def _init_random(Yenc, dim, rng):
     n = Yenc.shape[1]
     b = rng.standard_normal((n, dim))
-    return b - b.mean(axis=0), _fit_intercepts(Yenc, b, rng)
-
-
-def _init_mds(Yenc, dim, rng):
-    """Classical MDS of geodesic distances of the union graph, then a scale and intercepts."""
-    if not isinstance(Yenc, np.ndarray):
-        from ._layers import init_mds_sparse
-        return init_mds_sparse(Yenc, dim, rng)
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import shortest_path
-    union = (Yenc == 1).any(axis=0)
-    union = union | union.T
-    D = shortest_path(csr_matrix(union.astype(np.float64)), method="D", directed=False, unweighted=True)
-    finite = np.isfinite(D)
-    D[~finite] = D[finite].max() + 1.0 if finite.any() else 1.0
-    n = D.shape[0]
-    D2 = D * D
-    J = D2 - D2.mean(axis=0, keepdims=True)
-    B = -0.5 * (J - J.mean(axis=1, keepdims=True))
-    vals, vecs = np.linalg.eigh(B)
-    order = np.argsort(vals)[::-1][:dim]
-    X = vecs[:, order] * np.sqrt(np.maximum(vals[order], 1e-12))
-    X += 1e-3 * rng.standard_normal(X.shape) * (np.abs(X).max() + 1.0)  # break exact ties
-    X -= X.mean(axis=0)
-    # scale so that tied pairs sit at squared distance ~1 on average
-    ti, tj = np.nonzero(np.triu(union, 1))
-    if ti.size:
-        msd = float(((X[ti] - X[tj]) ** 2).sum(axis=1).mean())
-        if msd > 0:
-            X /= np.sqrt(msd)
-    return X, _fit_intercepts(Yenc, X, rng)
-
-
-def _fit_intercepts(Yenc, b, rng, n_pairs=200_000, n_newton=30):
-    """Intercepts maximising the likelihood with positions fixed (Newton on a pair sample)."""
-    from ._layers import newton_intercept
-    if not isinstance(Yenc, np.ndarray):
-        from ._layers import fit_intercepts_sparse
-        return fit_intercepts_sparse(Yenc, b, rng, n_pairs, n_newton)
-    K, n, _ = Yenc.shape
-    m = min(n_pairs, n * (n - 1))
-    i = rng.integers(0, n, size=m)
-    j = rng.integers(0, n - 1, size=m)
-    j = j + (j >= i)
-    d2 = ((b[i] - b[j]) ** 2).sum(axis=1)
-    alpha = _logit_density(Yenc) + float(np.median(d2))
-    for k in range(K):
-        y = Yenc[k, i, j].astype(np.float64)
-        obs = y >= 0
-        yk, dk = y[obs], d2[obs]
-        alpha[k] = newton_intercept(yk, dk, alpha[k], n_newton=n_newton)
-    return alpha
+    return b - b.mean(axis=0), Yenc.fit_intercepts(b, rng)
 
 
 def lam_max(Y, *, dim=2, directed=False, init="auto", random_state=None, **fit_kwargs):
@@ -1568,29 +852,14 @@ def lam_max(Y, *, dim=2, directed=False, init="auto", random_state=None, **fit_k
     >>> lmax > 0, bool((shared.eps == 0).all())
     (True, True)
     """
-    Yenc = _encode_any(Y, directed, fit_kwargs.pop("sparse", "auto"))
-    lmax, big = _lam_max_encoded(Yenc, _fit_input(Yenc), dim=dim, directed=directed, init=init,
-                                 random_state=random_state, **fit_kwargs)
-    big.nodes = list(getattr(Y, "nodes", [])) or None
-    big.layers = list(getattr(Y, "layers", [])) or None
-    return lmax, big
+    Yenc = as_layers(Y, directed=directed, sparse=fit_kwargs.pop("sparse", "auto"))
+    return _lam_max_encoded(Yenc, dim=dim, directed=directed, init=init, random_state=random_state,
+                            **fit_kwargs)
 
 
-def _fit_input(Yenc):
-    """What :func:`fit` accepts for encoded data: ``SparseLayers`` as is; the dense int8
-    encoding (-1 = missing or diagonal) as float64 with NaN at the missing dyads."""
-    if not isinstance(Yenc, np.ndarray):
-        return Yenc
-    F = Yenc.astype(np.float64)
-    F[Yenc < 0] = np.nan
-    for k in range(F.shape[0]):
-        np.fill_diagonal(F[k], 0.0)
-    return F
-
-
-def _lam_max_encoded(Yenc, Yfit, *, dim, directed, init, random_state, **fit_kwargs):
+def _lam_max_encoded(Yenc, *, dim, directed, init, random_state, **fit_kwargs):
     with np.errstate(over="ignore"):  # the prox threshold 1e300 / ||eps_ik|| overflows to inf (eps = 0)
-        big = fit(Yfit, 1e300, dim=dim, directed=directed, init=init, random_state=random_state, **fit_kwargs)
+        big = fit(Yenc, 1e300, dim=dim, directed=directed, init=init, random_state=random_state, **fit_kwargs)
     _, _, ge, _ = _result_gradients(Yenc, big)
     lmax = float(np.sqrt((ge * ge).sum(axis=-1)).max())
     big.lam = lmax
@@ -1648,23 +917,21 @@ def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=
     >>> len(path.results), bool(path.lams[0] > path.lams[-1])
     (3, True)
     """
-    Yenc = _encode_any(Y, directed, fit_kwargs.pop("sparse", "auto"))
-    Yfit = _fit_input(Yenc)
-    meta = {"nodes": list(getattr(Y, "nodes", [])) or None, "layers": list(getattr(Y, "layers", [])) or None}
+    Yenc = as_layers(Y, directed=directed, sparse=fit_kwargs.pop("sparse", "auto"))
     n_lams = check_scalar(n_lams, "n_lams", kind="int", lo=1)
     lam_min_ratio = check_scalar(lam_min_ratio, "lam_min_ratio", lo=0.0, hi=1.0, lo_open=True)
     kw = dict(dim=dim, directed=directed, random_state=random_state, **fit_kwargs)
     if lams is None:
-        lmax, start = _lam_max_encoded(Yenc, Yfit, init=init, **kw)
+        lmax, start = _lam_max_encoded(Yenc, init=init, **kw)
         grid = lmax * np.geomspace(1.0, lam_min_ratio, n_lams)
-        path = _run_path(Yfit, grid[1:], start, [start], None, kw)
+        path = _run_path(Yenc, grid[1:], start, [start], None, kw)
     else:
         if adaptive:
             raise ValueError("lams cannot be given with adaptive=True (the second grid depends on the weights)")
         grid = np.sort(np.asarray(lams, dtype=np.float64))[::-1]
         if grid.size == 0 or not np.isfinite(grid).all() or (grid < 0).any():
             raise ValueError("lams must be a non-empty sequence of finite non-negative numbers")
-        path = _run_path(Yfit, grid, init, [], None, kw)
+        path = _run_path(Yenc, grid, init, [], None, kw)
     if adaptive:
         first = path.results[-1]  # the least penalised fit is the initial estimator
         norms = np.linalg.norm(first.eps, axis=-1)
@@ -1675,17 +942,15 @@ def fit_path(Y, lams=None, *, n_lams=8, lam_min_ratio=0.05, adaptive=False, dim=
         if finite.any():
             lmax_w = float((np.linalg.norm(ge, axis=-1)[finite] / weights[finite]).max())
             grid = lmax_w * np.geomspace(1.0, lam_min_ratio, n_lams)
-            path = _run_path(Yfit, grid, start, [], weights, kw)
-    for res in path.results:
-        res.nodes, res.layers = meta["nodes"], meta["layers"]
+            path = _run_path(Yenc, grid, start, [], weights, kw)
     return path
 
 
-def _run_path(Yfit, grid, start, results, weights, kw):
-    """Warm-started fits along ``grid``; ``Yfit`` is input :func:`fit` accepts (see ``_fit_input``)."""
+def _run_path(Yenc, grid, start, results, weights, kw):
+    """Warm-started fits along ``grid`` on the :class:`Layers` ``Yenc``."""
     results = list(results)
     for lam in grid:
-        res = fit(Yfit, float(lam), init=start, weights=weights, **kw)
+        res = fit(Yenc, float(lam), init=start, weights=weights, **kw)
         results.append(res)
         start = res
     lams = np.array([r.lam for r in results])

@@ -82,7 +82,7 @@ class _Reporter:
 
 
 def run(args):
-    from . import _model as mf
+    from .. import mf
     from .._validation import check_scalar
     from ..datasets.movielens import load_movielens
 

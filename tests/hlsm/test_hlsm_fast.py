@@ -225,7 +225,7 @@ def _sparse_layers(Y):
 @pytest.mark.parametrize("directed,missing,d", [(False, 0.0, 2), (False, 0.08, 2), (True, 0.08, 2),
                                                 (True, 0.0, 3), (False, 0.08, 1)])
 def test_sparse_likelihood_equals_dense(directed, missing, d):
-    from fastgrad.hlsm._layers import encode_sparse, nll_grad_sparse, nll_sparse
+    from fastgrad.hlsm._sparse import encode_sparse, nll_grad_sparse, nll_sparse
     Y, _, _, z, alpha = _problem(90, 3, d, directed, missing, seed=20 + d)
     S = encode_sparse(_sparse_layers(Y), directed=directed)
     f, gz, ga = nll_grad_sparse(S, z, alpha)
@@ -238,7 +238,7 @@ def test_sparse_likelihood_equals_dense(directed, missing, d):
     for k in range(3):
         fk, _, _ = _numpy_nll_grad(Y[k:k + 1], z[k:k + 1], alpha[k:k + 1], directed)
         assert per[k] == pytest.approx(fk, rel=1e-12)
-    assert S.n_obs == hlsm._model._n_obs(hlsm.encode_layers(Y, directed=directed), directed)
+    assert S.n_obs == hlsm.Layers(Y, directed=directed).n_obs
 
 
 @pytest.mark.parametrize("directed", [False, True])
@@ -256,7 +256,8 @@ def test_sparse_fit_equals_dense_fit(directed):
 
 @pytest.mark.filterwarnings("ignore::fastgrad.ConvergenceWarning")
 def test_sparse_auto_and_edge_list():
-    from fastgrad.hlsm._layers import layers_from_edges, use_sparse
+    from fastgrad.hlsm._layers import use_sparse
+    from fastgrad.hlsm._sparse import layers_from_edges
     Y, _ = hlsm.simulate(60, 2, random_state=6)
     layers = _sparse_layers(Y)
     assert not use_sparse(layers, "auto")  # small n: the dense path
@@ -277,7 +278,7 @@ def test_sparse_auto_and_edge_list():
 def test_sparse_input_validation():
     import scipy.sparse as sp
 
-    from fastgrad.hlsm._layers import encode_sparse
+    from fastgrad.hlsm._sparse import encode_sparse
     Y, _ = hlsm.simulate(30, 2, random_state=2)
     layers = _sparse_layers(Y)
     bad = layers[0].copy()
@@ -295,8 +296,8 @@ def test_sparse_input_validation():
 
 
 def test_pivot_mds_initialisation_recovers_geometry(monkeypatch):
-    from fastgrad import _hlsm_sparse
-    from fastgrad.hlsm._layers import encode_sparse, init_mds_sparse
+    from fastgrad.hlsm import _sparse as _hlsm_sparse
+    from fastgrad.hlsm._sparse import encode_sparse, init_mds_sparse
     Y, truth = hlsm.simulate(400, 2, frac_deviating=0.0, alpha=np.array([2.0, 2.0]), random_state=8)
     layers = _sparse_layers(Y)
     S = encode_sparse(layers)
@@ -322,7 +323,7 @@ def test_pivot_mds_initialisation_recovers_geometry(monkeypatch):
 
 
 def test_safeguarded_intercept_newton_converges_from_far():
-    from fastgrad.hlsm._layers import newton_intercept
+    from fastgrad.hlsm._sparse import newton_intercept
     rng = np.random.default_rng(0)
     d2 = rng.uniform(0, 400, 20000)
     a_true = 3.0
@@ -336,7 +337,7 @@ def test_safeguarded_intercept_newton_converges_from_far():
 
 @pytest.mark.parametrize("directed", [False, True])
 def test_case_control_likelihood_is_unbiased(directed):
-    from fastgrad.hlsm._layers import case_control_layers, encode_sparse, nll_grad_sparse, nll_sparse
+    from fastgrad.hlsm._sparse import case_control_layers, encode_sparse, nll_grad_sparse, nll_sparse
     Y, truth = hlsm.simulate(150, 2, directed=directed, missing=0.02, random_state=3)
     S = encode_sparse(_sparse_layers(Y), directed=directed)
     z, a = np.ascontiguousarray(truth.z), truth.alpha
@@ -358,7 +359,7 @@ def test_case_control_likelihood_is_unbiased(directed):
 
 @pytest.mark.filterwarnings("ignore::fastgrad.ConvergenceWarning")
 def test_case_control_fit_approaches_exact_fit_as_controls_grow():
-    from fastgrad.hlsm._layers import case_control_layers, encode_sparse, nll_sparse
+    from fastgrad.hlsm._sparse import case_control_layers, encode_sparse, nll_sparse
     Y, _ = hlsm.simulate(200, 2, missing=0.02, random_state=3)
     S = encode_sparse(_sparse_layers(Y))
     exact = hlsm.fit(S, 3.0, random_state=0, sparse=True, sociality=None)

@@ -18,7 +18,7 @@ import pytest
 from numba import njit
 
 from fastgrad import hlsm
-from fastgrad.hlsm import _layers as _hlsm_sparse
+from fastgrad.hlsm import _sparse as _hlsm_sparse
 from fastgrad.kernels import (fast_exp_neg, fast_exp_neg32, fast_log1p_small, fast_log1p_small32, fast_softplus32,
                               fast_softplus_sigmoid32, fast_softplus_sigmoid_v2, fast_softplus_v2,
                               hlsm_nll, hlsm_nll_fast, hlsm_nll_fast32, hlsm_nll_grad, hlsm_nll_grad_fast,

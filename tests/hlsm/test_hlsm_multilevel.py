@@ -7,7 +7,10 @@ from scipy.optimize import minimize
 
 from fastgrad import gradcheck, hlsm
 from fastgrad.hlsm import _multilevel as _hlsm_multilevel
-from fastgrad.hlsm._layers import encode_sparse
+from fastgrad.hlsm import _problem
+
+OPTS = hlsm.SolverOptions()
+from fastgrad.hlsm._sparse import encode_sparse
 from fastgrad.kernels.hlsm_place import hlsm_place_nodes, hlsm_place_objective
 from test_hlsm_fast import _sparse_layers  # tests/hlsm/ is on sys.path (no __init__.py)
 
@@ -107,21 +110,21 @@ def test_place_nodes_callable_from_user_njit(problem):
 
 def test_sample_size_rule():
     Y, _ = hlsm.simulate(600, 3, random_state=0)
-    Yenc = hlsm.encode_layers(Y)
-    m = _hlsm_multilevel.sample_size(Yenc, False)
-    deg = (Yenc == 1).sum(axis=(0, 2)).mean()  # ties summed over layers
-    assert m == max(200, int(np.ceil(600 * _hlsm_multilevel.MULTILEVEL_DEGREE / deg)))
+    Yenc = hlsm.Layers(Y)
+    m = _hlsm_multilevel.sample_size(Yenc, False, OPTS)
+    deg = (Yenc.Y == 1).sum(axis=(0, 2)).mean()  # ties summed over layers
+    assert m == max(200, int(np.ceil(600 * OPTS.multilevel_degree / deg)))
     # a sparse graph (a few ties per node) cannot carry a sample: no multilevel start
     Ys, _ = hlsm.simulate(300, 2, alpha=[-4.0, -4.0], random_state=0)
-    assert _hlsm_multilevel.sample_size(hlsm.encode_layers(Ys), False) == 0
+    assert _hlsm_multilevel.sample_size(hlsm.Layers(Ys), False, OPTS) == 0
 
 
 @pytest.mark.parametrize("directed", [False, True])
 def test_multilevel_start_recovers_truth_and_fit_optimum(directed):
     Y, truth = hlsm.simulate(500, 3, directed=directed, missing=0.02, random_state=4)
-    Yenc = hlsm.encode_layers(Y, directed=directed)
+    Yenc = hlsm.Layers(Y, directed=directed)
     rng = np.random.default_rng(0)
-    start = _hlsm_multilevel.init_multilevel(Yenc, directed, 2, rng)
+    start = _hlsm_multilevel.init_multilevel(Yenc, directed, 2, rng, OPTS)
     assert start is not None
     b, alpha = start
     # the start alone is already close to the truth (a fit of 200 nodes plus placement;
@@ -129,7 +132,7 @@ def test_multilevel_start_recovers_truth_and_fit_optimum(directed):
     assert hlsm.procrustes_error(b, truth.b) < 0.3
     # node sampling keeps the intercepts: those of the sample fit are near those of the
     # shared configuration fitted on all nodes (from the MDS start)
-    b_all, a_all, _ = hlsm._model._fit_shared(Yenc, directed, *hlsm._model._init_mds(Yenc, 2, rng), rng, tol=1e-12)
+    b_all, a_all, _ = _problem.fit_shared(Yenc, directed, *Yenc.init_mds(2, rng), rng, OPTS, tol=1e-12)
     np.testing.assert_allclose(alpha, a_all, atol=0.1)
     assert hlsm.procrustes_error(b, b_all) < 0.2
     # and the fit from it reaches the optimum found from the MDS start
@@ -143,10 +146,10 @@ def test_multilevel_start_recovers_truth_and_fit_optimum(directed):
 
 def test_multilevel_start_dense_equals_sparse_input():
     Y, _ = hlsm.simulate(400, 2, missing=0.02, random_state=2)
-    dense = hlsm.encode_layers(Y)
+    dense = hlsm.Layers(Y)
     sparse = encode_sparse(_sparse_layers(Y))
-    b1, a1 = _hlsm_multilevel.init_multilevel(dense, False, 2, np.random.default_rng(5))
-    b2, a2 = _hlsm_multilevel.init_multilevel(sparse, False, 2, np.random.default_rng(5))
+    b1, a1 = _hlsm_multilevel.init_multilevel(dense, False, 2, np.random.default_rng(5), OPTS)
+    b2, a2 = _hlsm_multilevel.init_multilevel(sparse, False, 2, np.random.default_rng(5), OPTS)
     np.testing.assert_allclose(b1, b2, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(a1, a2, rtol=1e-9)
 
@@ -163,8 +166,8 @@ def test_auto_init_switch(monkeypatch):
     monkeypatch.setattr(_hlsm_multilevel, "init_multilevel", spy)
     hlsm.fit(Y, 5.0, random_state=0, max_iter=5, sociality=None)
     assert calls == []  # below MULTILEVEL_MIN_N: MDS
-    monkeypatch.setattr(_hlsm_multilevel, "MULTILEVEL_MIN_N", 100)
-    r_auto = hlsm.fit(Y, 5.0, random_state=0, max_iter=5, sociality=None)
+    r_auto = hlsm.fit(Y, 5.0, random_state=0, max_iter=5, sociality=None,
+                      solver_options={"multilevel_min_n": 100})
     assert calls and calls[0][1] == 300
     r_ml = hlsm.fit(Y, 5.0, random_state=0, max_iter=5, init="multilevel", sociality=None)
     np.testing.assert_array_equal(r_auto.z, r_ml.z)  # same seed, same start
@@ -181,13 +184,13 @@ def test_multilevel_falls_back_to_mds_on_sparse_graph():
 
 def test_smoothed_objective_gradient_and_bound():
     Y, _ = hlsm.simulate(40, 3, random_state=2)
-    Yenc = hlsm.encode_layers(Y)
+    Yenc = hlsm.Layers(Y)
     lam, mu = 3.0, 0.05
     w = np.ones((3, 40))
     w[1, :5] = np.inf  # fixed at zero
     w[2, 5:9] = 2.5
-    s_b, s_e = hlsm._model._node_scales(Yenc, False, 0.05)
-    prob = hlsm._model._Problem(Yenc, False, 2, lam, 1.7, 3.0, w, (s_b, s_e))
+    s_b, s_e = _problem._node_scales(Yenc, False, 0.05)
+    prob = _problem._Problem(Yenc, False, 2, lam, 1.7, 3.0, w, (s_b, s_e))
     rng = np.random.default_rng(0)
     b = rng.standard_normal((40, 2))
     eps = rng.standard_normal((3, 40, 2)) * np.where(rng.random((3, 40, 1)) < 0.5, 0.3, 0.01)
@@ -221,13 +224,13 @@ def test_smoothed_objective_gradient_and_bound():
 
 
 @pytest.mark.parametrize("stage_dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-7)])
-def test_fit_shared_equals_penalised_fit_above_lam_max(monkeypatch, stage_dtype, rtol):
-    monkeypatch.setattr(_hlsm_multilevel, "STAGE_DTYPE", stage_dtype)
+def test_fit_shared_equals_penalised_fit_above_lam_max(stage_dtype, rtol):
+    opts = hlsm.SolverOptions(stage_dtype=stage_dtype)
     Y, _ = hlsm.simulate(80, 3, random_state=6)
-    Yenc = hlsm.encode_layers(Y)
+    Yenc = hlsm.Layers(Y)
     rng = np.random.default_rng(0)
-    b0, a0 = hlsm._model._init_mds(Yenc, 2, rng)
-    b, alpha, sol = hlsm._model._fit_shared(Yenc, False, b0, a0, rng, tol=1e-13, max_iter=5000)
+    b0, a0 = Yenc.init_mds(2, rng)
+    b, alpha, sol = _problem.fit_shared(Yenc, False, b0, a0, rng, opts, tol=1e-13, max_iter=5000)
     big = hlsm.fit(Y, 1e6, random_state=0, tol=1e-13, gtol=1e-8, max_iter=20000, sociality=None)
     assert big.deviating.sum() == 0
     assert sol.objective == pytest.approx(big.objective, rel=rtol)
@@ -237,15 +240,14 @@ def test_fit_shared_equals_penalised_fit_above_lam_max(monkeypatch, stage_dtype,
 
 
 @pytest.mark.parametrize("stage_dtype", [np.float64, np.float32])
-def test_staged_fit_reaches_the_proximal_gradient_optimum(monkeypatch, stage_dtype):
+def test_staged_fit_reaches_the_proximal_gradient_optimum(stage_dtype):
     # multilevel start + L-BFGS stages (float32 or float64 passes) + float64 proximal gradient
     # end at the optimum of proximal gradient alone from the same start
-    monkeypatch.setattr(_hlsm_multilevel, "STAGE_DTYPE", stage_dtype)
     Y, truth = hlsm.simulate(400, 3, missing=0.01, random_state=9)
     lam = 6.0
-    staged = hlsm.fit(Y, lam, init="multilevel", random_state=0, tol=1e-12, gtol=1e-6, max_iter=20000, sociality=None)
-    monkeypatch.setattr(_hlsm_multilevel, "SMOOTH_STAGE", False)
-    plain = hlsm.fit(Y, lam, init="multilevel", random_state=0, tol=1e-12, gtol=1e-6, max_iter=20000, sociality=None)
+    kw = dict(init="multilevel", random_state=0, tol=1e-12, gtol=1e-6, max_iter=20000, sociality=None)
+    staged = hlsm.fit(Y, lam, **kw, solver_options={"stage_dtype": stage_dtype})
+    plain = hlsm.fit(Y, lam, **kw, solver_options={"stage_dtype": stage_dtype, "smooth_stage": False})
     assert staged.converged and plain.converged
     assert staged.objective == pytest.approx(plain.objective, rel=1e-9)
     np.testing.assert_array_equal(staged.deviating, plain.deviating)

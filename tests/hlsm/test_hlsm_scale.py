@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from fastgrad import hlsm
+from fastgrad.hlsm import _problem
 from test_hlsm_fast import _sparse_layers  # tests/hlsm/ is on sys.path (no __init__.py)
 
 
@@ -18,14 +19,14 @@ def _kkt_residual(Y, res, lam, directed):
 
 
 @pytest.mark.parametrize("directed", [False, True])
-def test_node_preconditioning_reaches_the_same_optimum(monkeypatch, directed):
+def test_node_preconditioning_reaches_the_same_optimum(directed):
     # hubs and near-isolated nodes: a wide degree range is where per-node scaling acts
     Y, _ = hlsm.simulate(70, 2, directed=directed, missing=0.03, deviation_scale=2.0, random_state=11)
     lam = 2.0
     res = {}
     for pre in (False, True):
-        monkeypatch.setattr(hlsm._model, "NODE_PRECONDITION", pre)
-        res[pre] = hlsm.fit(Y, lam, directed=directed, random_state=0, tol=1e-12, gtol=1e-7, max_iter=20000, sociality=None)
+        res[pre] = hlsm.fit(Y, lam, directed=directed, random_state=0, tol=1e-12, gtol=1e-7, max_iter=20000,
+                            sociality=None, solver_options={"node_precondition": pre})
         assert res[pre].converged
     r0, r1 = res[False], res[True]
     # the reported objective is the real penalised objective (penalty on unscaled eps)
@@ -42,8 +43,8 @@ def test_node_preconditioning_reaches_the_same_optimum(monkeypatch, directed):
 
 def test_node_scales_follow_degrees():
     Y, _ = hlsm.simulate(50, 2, random_state=3)
-    Yenc = hlsm.encode_layers(Y)
-    s_b, s_e = hlsm._model._node_scales(Yenc, False, smooth=0.05)
+    Yenc = hlsm.Layers(Y)
+    s_b, s_e = _problem._node_scales(Yenc, False, smooth=0.05)
     deg = np.nansum(Y, axis=2)
     c = 0.05 * (deg.mean(axis=1, keepdims=True) + 1)
     ref = np.sqrt((deg + c) / (deg + c).mean(axis=1, keepdims=True))
@@ -51,11 +52,11 @@ def test_node_scales_follow_degrees():
     hb = (deg + c).sum(axis=0)
     np.testing.assert_allclose(s_b, np.sqrt(hb / hb.mean()), rtol=1e-12)
     # sparse encoding: same scales (directed: in + out ties in both encodings)
-    from fastgrad.hlsm._layers import encode_sparse
+    from fastgrad.hlsm._sparse import encode_sparse
     for directed in (False, True):
         Yd, _ = hlsm.simulate(40, 2, directed=directed, random_state=5)
-        a = hlsm._model._node_scales(hlsm.encode_layers(Yd, directed=directed), directed)
-        b = hlsm._model._node_scales(encode_sparse(_sparse_layers(Yd), directed=directed), directed)
+        a = _problem._node_scales(hlsm.Layers(Yd, directed=directed), directed)
+        b = _problem._node_scales(encode_sparse(_sparse_layers(Yd), directed=directed), directed)
         for u, v in zip(a, b):
             np.testing.assert_allclose(u, v, rtol=1e-12)
 
@@ -63,7 +64,8 @@ def test_node_scales_follow_degrees():
 def _no_dense(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("dense (K, n, n) encoding built for sparse input")
-    monkeypatch.setattr(hlsm._model, "encode_layers", boom)
+    from fastgrad.hlsm import _dense
+    monkeypatch.setattr(_dense.DenseLayers, "from_encoded", boom)
 
 
 @pytest.mark.parametrize("directed", [False, True])

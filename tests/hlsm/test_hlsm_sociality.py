@@ -90,7 +90,7 @@ def _sparse_layers(Y):
 
 @pytest.mark.parametrize("directed", [False, True])
 def test_sparse_equals_dense_and_case_control_gradient(rng, directed):
-    from fastgrad.hlsm._layers import case_control_layers, encode_sparse, nll_grad_sparse_ext
+    from fastgrad.hlsm._sparse import case_control_layers, encode_sparse, nll_grad_sparse_ext
     Y, b, eps, alpha, s, r, _, _ = make(rng, directed, 0.2, n=14)
     eff = effects(directed, s, r)
     dense = hlsm.nll_and_grad(Y, b, eps, alpha, directed=directed, **eff)

@@ -1,0 +1,125 @@
+"""The base of the encoded multiplex data and the checks both encodings use."""
+import numpy as np
+
+__all__ = ["LayersBase", "check_layer_shapes", "newton_intercept", "is_sparse_input", "AUTO_MIN_N"]
+
+#: ``sparse="auto"`` in :func:`fastgrad.hlsm.fit` switches to the sparse likelihood
+#: for sparse input from this many nodes.
+AUTO_MIN_N = 2000
+
+
+class LayersBase:
+    """What the dense and sparse encodings share; the interface is :class:`fastgrad.hlsm.Layers`."""
+
+    #: Set by the concrete classes.
+    is_sparse = False
+    #: Node and layer names (from a :class:`fastgrad.datasets.Multiplex`), or None.
+    nodes = None
+    layer_names = None
+
+    @classmethod
+    def _from_fields(cls, **fields):
+        obj = object.__new__(cls)
+        obj.__dict__.update(fields)
+        return obj
+
+    @property
+    def shape(self):
+        return (self.K, self.n, self.n)
+
+    @property
+    def pairs_per_layer(self):
+        return self.n * (self.n - 1) // (1 if self.directed else 2)
+
+    def __repr__(self):
+        kind = "sparse" if self.is_sparse else "dense"
+        return (f"<fastgrad.hlsm.Layers: {self.K} layers, {self.n} nodes, "
+                f"{'directed' if self.directed else 'undirected'}, {kind}, {self.n_obs} observed dyads>")
+
+    # The interface every representation implements (see DenseLayers, SparseLayers).
+    def nll_grad(self, z, alpha, dtype=np.float64):  # pragma: no cover - abstract
+        """``(nll, grad_z, grad_alpha)`` at layer positions ``z`` (K, n, d)."""
+        raise NotImplementedError
+
+    def nll(self, z, alpha, *, per_layer=False, dtype=np.float64):  # pragma: no cover - abstract
+        """The negative log-likelihood (per layer, shape (K,), with ``per_layer``)."""
+        raise NotImplementedError
+
+    def nll_grad_ext(self, z, alpha, so, ro, X, XT, beta, with_grad=True,
+                     per_layer=False):  # pragma: no cover - abstract
+        """``(nll, grad_z, grad_alpha, grad_so, grad_ro, grad_beta)`` with node effects ``so``/``ro``
+        (K, n) and dyad covariates ``X`` (p, n, n; ``XT`` its transpose) with coefficients ``beta``."""
+        raise NotImplementedError
+
+    def degrees(self):  # pragma: no cover - abstract
+        """(K, n) tie counts per node and layer (in + out ties if directed)."""
+        raise NotImplementedError
+
+    def tie_counts(self):  # pragma: no cover - abstract
+        """(n, n) scipy.sparse CSR matrix of ties per pair summed over layers (both dyads if directed)."""
+        raise NotImplementedError
+
+    def logit_density(self):  # pragma: no cover - abstract
+        """(K,) log-odds of a tie among the observed dyads of each layer."""
+        raise NotImplementedError
+
+    def subgraph(self, idx):  # pragma: no cover - abstract
+        """The layers of the subgraph induced by the sorted node indices ``idx`` (validated again)."""
+        raise NotImplementedError
+
+    def fit_intercepts(self, b, rng, n_pairs=200_000, n_newton=30):  # pragma: no cover - abstract
+        """(K,) intercepts maximising the likelihood with shared positions ``b`` fixed."""
+        raise NotImplementedError
+
+    def init_mds(self, dim, rng):  # pragma: no cover - abstract
+        """``(b, alpha)``: MDS positions of the union graph and their intercepts."""
+        raise NotImplementedError
+
+
+
+def is_sparse_input(Y):
+    """True for a non-empty list/tuple of scipy.sparse matrices."""
+    return isinstance(Y, (list, tuple)) and len(Y) > 0 and all(hasattr(A, "tocsr") for A in Y)
+
+
+def check_layer_shapes(layers, name):
+    """Check K square layers of one common size n >= 3 and return n."""
+    shapes = {tuple(A.shape) for A in layers}
+    for k, A in enumerate(layers):
+        if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"{name}: layer {k} must be a square (n, n) matrix, got shape {tuple(A.shape)}")
+    if len(shapes) != 1:
+        raise ValueError(f"{name}: layers must all have the same shape, got {sorted(shapes)}")
+    n = layers[0].shape[0]
+    if n < 3:
+        raise ValueError(f"{name}: at least 3 nodes are needed, got n={n}")
+    return n
+
+
+def newton_intercept(y, d2, a, n_newton=30, max_step=8.0):
+    """Solve ``sum(sigmoid(a - d2) - y) = 0`` for ``a`` by safeguarded Newton.
+
+    Plain Newton steps (as the dense path) while they are moderate; steps are
+    clipped to ``max_step`` and kept inside the bracket ``g(lo) < 0 < g(hi)``
+    found so far (bisection otherwise), so it cannot diverge when the start is
+    far off (large graph diameters make ``a - d2`` span hundreds).
+    """
+    lo, hi = -np.inf, np.inf
+    for _ in range(n_newton * 3):
+        eta = a - d2
+        p = 0.5 * (1.0 + np.tanh(0.5 * eta))
+        g = (p - y).sum()
+        h = (p * (1 - p)).sum() + 1e-12
+        if g > 0:
+            hi = min(hi, a)
+        else:
+            lo = max(lo, a)
+        step = g / h
+        step = min(max(step, -max_step), max_step)
+        new = a - step
+        if not lo < new < hi:
+            new = 0.5 * (lo + hi) if np.isfinite(lo) and np.isfinite(hi) else a - step
+        step, a = a - new, new
+        if abs(step) < 1e-10:
+            break
+    return a
