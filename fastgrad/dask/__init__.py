@@ -48,16 +48,12 @@ __all__ = [
 
 def __getattr__(name):
     # The model entry points import the model front-ends (and numba) only when used.
-    if name == "fit_glm":
-        from ._glm import fit_glm
-        return fit_glm
-    if name == "fit_multinomial":
-        from ._multinomial import fit_multinomial
-        return fit_multinomial
+    # The entry points are the families' distributed fits (fastgrad.<family>._distributed),
+    # imported only when used; the back-ends here never import a model front-end.
+    if name in ("fit_glm", "fit_multinomial", "fit_mf", "fit_hlsm"):
+        from importlib import import_module
+        return getattr(import_module(f"fastgrad.{name[4:]}._distributed"), name)
     if name in ("map_reduce", "persist_partitions"):
         from . import _objective
         return getattr(_objective, name)
-    if name in ("fit_mf", "fit_hlsm"):
-        from importlib import import_module
-        return getattr(import_module(f"{__name__}._{name[4:]}"), name)
     raise AttributeError(f"module 'fastgrad.dask' has no attribute {name!r}")

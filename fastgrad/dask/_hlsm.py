@@ -22,7 +22,7 @@ from numba import njit, prange
 
 from ..kernels._math import softplus_sigmoid
 
-__all__ = ["fit_hlsm", "hlsm_nll_grad_rows", "DaskHLSMEvaluator"]
+__all__ = ["hlsm_nll_grad_rows", "DaskHLSMEvaluator", "make_evaluator"]
 
 _N_CHUNKS = 8          # row chunks per layer: fixed, so sums do not depend on the thread count
 _INLINE_BYTES = 1 << 20   # positions larger than this (times the tasks) are scattered, not inlined
@@ -165,13 +165,13 @@ class DaskHLSMEvaluator:
         for key in ("calls", "grad_calls", "bytes_scattered", "bytes_out", "bytes_in", "recoveries",
                     "seconds"):
             self.stats.setdefault(key, 0)
-        from ._mf import alive_workers
+        from ._retry import alive_workers
         self.bounds = row_blocks(Yenc.shape[1], n_parts or len(alive_workers(client)), self.directed)
         self.blocks = None          # [(owner, [futures of its pieces])], scattered by the first call
 
     def _scatter(self):
         """Scatter row block p to worker p, in pieces of at most ``_PIECE_BYTES``."""
-        from ._mf import alive_workers, pickled_size
+        from ._retry import alive_workers, pickled_size
         workers = alive_workers(self.client)
         K, _, n = self.Y.shape
         self.blocks = []
@@ -188,7 +188,7 @@ class DaskHLSMEvaluator:
     def _evaluate(self, z, alpha, with_grad):
         """One task per piece, pinned to its owner (no work stealing: the data never move);
         each worker adds its pieces' results, the client adds the blocks' in block order."""
-        from ._mf import pickled_size
+        from ._retry import pickled_size
         from ._objective import _locked, tree_sum
         if self.blocks is None:
             self._scatter()
@@ -217,7 +217,7 @@ class DaskHLSMEvaluator:
     def _call(self, z, alpha, with_grad):
         import time
 
-        from ._mf import with_recovery
+        from ._retry import with_recovery
         t0 = time.perf_counter()
         z = np.ascontiguousarray(z)
         out = with_recovery(self.client, lambda: self._evaluate(z, alpha, with_grad), self._recover,
@@ -245,44 +245,9 @@ class DaskHLSMEvaluator:
 
 def make_evaluator(client, Yenc, directed):
     """Hook used by :func:`fastgrad.hlsm.fit` when it is given a ``client``."""
-    from ._mf import _Options
+    from ._retry import ClientOptions
     from ._setup import check_client, get_client
-    opts = client if isinstance(client, _Options) else _Options(client, None, 2)
+    opts = client if isinstance(client, ClientOptions) else ClientOptions(client, None, 2)
     client = get_client(opts.client)
     check_client(client)
     return DaskHLSMEvaluator(client, Yenc, directed, max_retries=opts.max_retries, stats=opts.stats)
-
-
-def fit_hlsm(client, Y, lam, *, stats=None, max_retries=2, **kwargs):
-    """:func:`fastgrad.hlsm.fit` with the likelihood evaluated on Dask workers.
-
-    Parameters
-    ----------
-    client : distributed.Client
-        Workers should be processes with one thread each (see :func:`check_client`).
-    Y, lam
-        As for :func:`fastgrad.hlsm.fit` (dense layers only).
-    stats : dict, optional
-        Filled with the counters of :class:`DaskHLSMEvaluator` (calls, bytes, seconds).
-    max_retries : int, default=2
-        Evaluations repeated after losing workers before giving up.
-    **kwargs
-        Passed to :func:`fastgrad.hlsm.fit`. The initialisation is computed on the
-        client from ``Y`` as in the local fit, so the result equals the local fit
-        to solver tolerance.
-
-    Returns
-    -------
-    fastgrad.hlsm.HLSMResult
-
-    Raises
-    ------
-    WorkerLostError
-        Workers were lost and an evaluation failed ``max_retries + 1`` times.
-    """
-    from ..hlsm import _model as hlsm
-    from .._validation import check_scalar
-    from ._mf import _Options
-    from ._setup import get_client
-    max_retries = check_scalar(max_retries, "max_retries", kind="int", lo=0)
-    return hlsm.fit(Y, lam, client=_Options(get_client(client), stats, max_retries), **kwargs)

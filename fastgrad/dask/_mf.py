@@ -26,21 +26,15 @@ and reruns the epoch -- with the same seeds, so the result is unchanged. After
 ``max_retries`` failed attempts it raises :class:`WorkerLostError`.
 """
 import operator
-import pickle
 import time
 
 import numpy as np
 
-__all__ = ["fit_mf", "DSGDTrainer"]
+from ._retry import ClientOptions, alive_workers, pickled_size, with_recovery  # noqa: F401
+
+__all__ = ["DSGDTrainer", "make_trainer"]
 
 _SEED_HIGH = 2**63 - 1
-
-
-def pickled_size(obj):
-    """Bytes ``obj`` takes on the wire (pickle protocol 5 with out-of-band buffers, as Dask)."""
-    buffers = []
-    head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-    return len(head) + sum(b.raw().nbytes for b in buffers)
 
 
 def _cell_task(cell, user_block, item_block, c, s, n_blocks, seed, mu, lr, reg, reg_bias):
@@ -58,15 +52,6 @@ def _cell_task(cell, user_block, item_block, c, s, n_blocks, seed, mu, lr, reg, 
         sse = mf_sgd_epoch_blocked(users, items, ratings, ptr, n_blocks, np.array([s], dtype=np.int64),
                                    seed, mu, bu, bi, P, Q, lr, reg, reg_bias)
     return (users, items, ratings), (P, bu), (Q, bi), (float(sse), get_worker().address)
-
-
-class _Options:
-    """A client plus the options of :func:`fit_mf` that :func:`fastgrad.mf.fit` does not know."""
-
-    def __init__(self, client, stats, max_retries):
-        self.client = client
-        self.stats = stats
-        self.max_retries = max_retries
 
 
 class DSGDTrainer:
@@ -239,15 +224,6 @@ class DSGDTrainer:
         self.cell_futs = self._user_futs = self._item_futs = None
 
 
-def alive_workers(client):
-    """Addresses of the workers, sorted; raises ``WorkerLostError`` if there are none."""
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
-    if not workers:
-        from ._setup import WorkerLostError
-        raise WorkerLostError("the Dask cluster has no workers; no model is returned")
-    return workers
-
-
 def _local_index(block, m):
     """Position of every row within its block (rows in increasing order)."""
     out = np.empty(m, dtype=np.int64)
@@ -257,89 +233,11 @@ def _local_index(block, m):
     return out
 
 
-def with_recovery(client, attempt, recover, max_retries, what, stats, n_workers):
-    """``attempt()``; after losing workers: wait for ``n_workers`` (30 s at most, then go on
-    with those alive), ``recover()`` and try again, ``max_retries`` times at most.
-
-    Raises
-    ------
-    WorkerLostError
-        When every attempt failed; other exceptions propagate unchanged.
-    """
-    for k in range(max_retries + 1):
-        try:
-            return attempt()
-        except Exception as exc:       # noqa: BLE001 - any failure of the cluster
-            if not _is_cluster_failure(exc):
-                raise
-            if k == max_retries:
-                from ._setup import WorkerLostError
-                raise WorkerLostError(f"{what} failed {k + 1} times (last error: {type(exc).__name__}: "
-                                      f"{exc}); no model is returned") from exc
-            stats["recoveries"] += 1
-            try:
-                client.wait_for_workers(n_workers, timeout=30)
-            except TimeoutError:
-                pass
-            recover()
-
-
-def _is_cluster_failure(exc):
-    """Errors that mean lost workers or data, not a bug in the computation."""
-    import concurrent.futures
-
-    from distributed import KilledWorker
-    from distributed.client import FutureCancelledError
-    if isinstance(exc, KeyError):    # a scatter to a worker that the scheduler has just removed
-        return str(exc.args[0] if exc.args else "").startswith(("tcp://", "tls://", "inproc://", "ucx://"))
-    # CommClosedError is an OSError
-    return isinstance(exc, (KilledWorker, FutureCancelledError, concurrent.futures.CancelledError, OSError,
-                            TimeoutError))
-
-
 def make_trainer(client, users, items, ratings, n_users, n_items, rng, n_blocks):
     """Hook used by :func:`fastgrad.mf.fit` when it is given a ``client``."""
-    opts = client if isinstance(client, _Options) else _Options(client, None, 2)
+    opts = client if isinstance(client, ClientOptions) else ClientOptions(client, None, 2)
     from ._setup import check_client, get_client
     client = get_client(opts.client)
     check_client(client)
     return DSGDTrainer(client, users, items, ratings, n_users, n_items, rng, n_blocks,
                        max_retries=opts.max_retries, stats=opts.stats)
-
-
-def fit_mf(client, users, items=None, ratings=None, *, stats=None, max_retries=2, **kwargs):
-    """:func:`fastgrad.mf.fit` with the epochs run by distributed stratified SGD on Dask.
-
-    Parameters
-    ----------
-    client : distributed.Client
-        Workers should be processes with one thread each (see :func:`check_client`).
-    users, items, ratings
-        As for :func:`fastgrad.mf.fit`.
-    stats : dict, optional
-        Filled with per-epoch ``seconds``, ``bytes_between_workers``,
-        ``bytes_to_client``, ``bytes_from_client`` and ``recoveries``.
-    max_retries : int, default=2
-        Reruns of an epoch after losing workers before giving up.
-    **kwargs
-        Passed to :func:`fastgrad.mf.fit`. ``n_blocks`` defaults to the number of
-        workers (at least 2); a fit equals ``mf.fit(..., n_blocks=B, random_state=s)``
-        exactly. ``n_threads`` has no effect on the result. A ``callback`` sees the
-        parameters gathered after each epoch and must not modify them in place (the
-        workers keep their own copies).
-
-    Returns
-    -------
-    fastgrad.mf.MFModel
-
-    Raises
-    ------
-    WorkerLostError
-        Workers were lost and the epoch could not be rerun ``max_retries`` times.
-    """
-    from ..mf import _model as mf
-    from .._validation import check_scalar
-    from ._setup import get_client
-    max_retries = check_scalar(max_retries, "max_retries", kind="int", lo=0)
-    opts = _Options(get_client(client), stats, max_retries)
-    return mf.fit(users, items, ratings, client=opts, **kwargs)

@@ -523,7 +523,7 @@ def fit(X, y, *, loss="squared", lam=0.0, l1_ratio=0.0, fit_intercept=True, solv
     array([ 0.95,  0.  ,  0.  , -1.96,  0.  ])
     """
     if client is not None or type(X).__module__.split(".")[0] == "dask":  # on a cluster
-        from ..dask._glm import fit_glm  # (needs the fastgrad[dask] extra)
+        from ..dask import fit_glm  # the public distributed fit (needs the fastgrad[dask] extra)
         return fit_glm(X, y, loss=loss, lam=lam, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
                        solver=solver, sample_weight=sample_weight, max_iter=max_iter, tol=tol,
                        random_state=random_state, verbose=verbose, callback=callback,

@@ -1,7 +1,8 @@
 """The base of the encoded multiplex data and the checks both encodings use."""
 import numpy as np
 
-__all__ = ["LayersBase", "check_layer_shapes", "newton_intercept", "is_sparse_input", "AUTO_MIN_N"]
+__all__ = ["LayersBase", "check_layer_shapes", "newton_intercept", "is_sparse_input", "AUTO_MIN_N", "classical_mds",
+           "finish_start"]
 
 #: ``sparse="auto"`` in :func:`fastgrad.hlsm.fit` switches to the sparse likelihood
 #: for sparse input from this many nodes.
@@ -67,9 +68,25 @@ class LayersBase:
         """The layers of the subgraph induced by the sorted node indices ``idx`` (validated again)."""
         raise NotImplementedError
 
-    def fit_intercepts(self, b, rng, n_pairs=200_000, n_newton=30):  # pragma: no cover - abstract
-        """(K,) intercepts maximising the likelihood with shared positions ``b`` fixed."""
+    def dyad_values(self, k, i, j):  # pragma: no cover - abstract
+        """Float values of the dyads ``(i[m], j[m])`` of layer ``k``: 1 tie, 0 non-tie, -1 missing."""
         raise NotImplementedError
+
+    def fit_intercepts(self, b, rng, n_pairs=200_000, n_newton=30):
+        """(K,) intercepts maximising the likelihood with shared positions ``b`` fixed
+        (safeguarded Newton on a random sample of ``n_pairs`` ordered pairs)."""
+        K, n = self.K, self.n
+        m = min(n_pairs, n * (n - 1))
+        i = rng.integers(0, n, size=m)
+        j = rng.integers(0, n - 1, size=m)
+        j = j + (j >= i)
+        d2 = ((b[i] - b[j]) ** 2).sum(axis=1)
+        alpha = self.logit_density() + float(np.median(d2))
+        for k in range(K):
+            y = self.dyad_values(k, i, j)
+            obs = y >= 0
+            alpha[k] = newton_intercept(y[obs], d2[obs], alpha[k], n_newton=n_newton)
+        return alpha
 
     def init_mds(self, dim, rng):  # pragma: no cover - abstract
         """``(b, alpha)``: MDS positions of the union graph and their intercepts."""
@@ -123,3 +140,28 @@ def newton_intercept(y, d2, a, n_newton=30, max_step=8.0):
         if abs(step) < 1e-10:
             break
     return a
+
+
+def classical_mds(D, dim):
+    """Classical MDS: ``dim`` coordinates whose distances approximate ``D`` (n, n), graph
+    distances with ``inf`` between components (replaced by the largest finite distance + 1)."""
+    finite = np.isfinite(D)
+    D[~finite] = D[finite].max() + 1.0 if finite.any() else 1.0
+    D2 = D * D
+    J = D2 - D2.mean(axis=0, keepdims=True)
+    B = -0.5 * (J - J.mean(axis=1, keepdims=True))
+    vals, vecs = np.linalg.eigh(B)
+    order = np.argsort(vals)[::-1][:dim]
+    return vecs[:, order] * np.sqrt(np.maximum(vals[order], 1e-12))
+
+
+def finish_start(X, ti, tj, rng):
+    """Start positions from MDS coordinates ``X``: jittered (breaks exact ties), centred, and
+    scaled so that the tied pairs ``(ti, tj)`` sit at squared distance 1 on average."""
+    X += 1e-3 * rng.standard_normal(X.shape) * (np.abs(X).max() + 1.0)
+    X -= X.mean(axis=0)
+    if ti.size:
+        msd = float(((X[ti] - X[tj]) ** 2).sum(axis=1).mean())
+        if msd > 0:
+            X /= np.sqrt(msd)
+    return X

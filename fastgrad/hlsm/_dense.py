@@ -1,7 +1,7 @@
 """Dense multiplex data: :class:`DenseLayers` (an int8 array) and its compiled encoding."""
 import numpy as np
 
-from ._base import LayersBase, check_layer_shapes, newton_intercept
+from ._base import LayersBase, check_layer_shapes, classical_mds, finish_start
 
 __all__ = ["DenseLayers", "encode_layers", "encode_dense"]
 
@@ -103,20 +103,8 @@ class DenseLayers(LayersBase):
             _check_counts(int((sub.Y[k] >= 0).sum()), int((sub.Y[k] == 1).sum()), k, "Y")
         return sub
 
-    def fit_intercepts(self, b, rng, n_pairs=200_000, n_newton=30):
-        """Intercepts maximising the likelihood with positions ``b`` fixed (Newton on a pair sample)."""
-        K, n = self.K, self.n
-        m = min(n_pairs, n * (n - 1))
-        i = rng.integers(0, n, size=m)
-        j = rng.integers(0, n - 1, size=m)
-        j = j + (j >= i)
-        d2 = ((b[i] - b[j]) ** 2).sum(axis=1)
-        alpha = self.logit_density() + float(np.median(d2))
-        for k in range(K):
-            y = self.Y[k, i, j].astype(np.float64)
-            obs = y >= 0
-            alpha[k] = newton_intercept(y[obs], d2[obs], alpha[k], n_newton=n_newton)
-        return alpha
+    def dyad_values(self, k, i, j):
+        return self.Y[k, i, j].astype(np.float64)
 
     def init_mds(self, dim, rng):
         """Classical MDS of geodesic distances of the union graph, then a scale and intercepts."""
@@ -125,22 +113,8 @@ class DenseLayers(LayersBase):
         union = (self.Y == 1).any(axis=0)
         union = union | union.T
         D = shortest_path(csr_matrix(union.astype(np.float64)), method="D", directed=False, unweighted=True)
-        finite = np.isfinite(D)
-        D[~finite] = D[finite].max() + 1.0 if finite.any() else 1.0
-        D2 = D * D
-        J = D2 - D2.mean(axis=0, keepdims=True)
-        B = -0.5 * (J - J.mean(axis=1, keepdims=True))
-        vals, vecs = np.linalg.eigh(B)
-        order = np.argsort(vals)[::-1][:dim]
-        X = vecs[:, order] * np.sqrt(np.maximum(vals[order], 1e-12))
-        X += 1e-3 * rng.standard_normal(X.shape) * (np.abs(X).max() + 1.0)  # break exact ties
-        X -= X.mean(axis=0)
-        # scale so that tied pairs sit at squared distance ~1 on average
         ti, tj = np.nonzero(np.triu(union, 1))
-        if ti.size:
-            msd = float(((X[ti] - X[tj]) ** 2).sum(axis=1).mean())
-            if msd > 0:
-                X /= np.sqrt(msd)
+        X = finish_start(classical_mds(D, dim), ti, tj, rng)
         return X, self.fit_intercepts(X, rng)
 
 

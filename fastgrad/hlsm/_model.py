@@ -688,7 +688,6 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         raise TypeError(f"directed must be a bool, got {type(directed).__name__}")
     directed = bool(directed)
     Yenc = as_layers(Y, directed=directed, sparse=use_sparse(Y, sparse))
-    nodes, layers = Yenc.nodes, Yenc.layer_names
     K, n, _ = Yenc.shape
     dim = check_scalar(dim, "dim", kind="int", lo=1)
     if dim >= n:
@@ -698,13 +697,32 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
     rng = check_random_state(random_state)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
-    if weights is not None:
-        weights = np.asarray(weights, dtype=np.float64)
-        if weights.shape != (K, n):
-            raise ValueError(f"weights must have shape (K, n) = {(K, n)}, got {weights.shape}")
-        if np.isnan(weights).any() or (weights < 0).any():
-            raise ValueError("weights must be non-negative (inf allowed), without NaN")
+    weights = _check_weights(weights, K, n)
+    ex = _model_extras(Yenc, sociality, sociality_ridge, covariates, client)
+    evaluator = None if client is None else _make_evaluator(client, Yenc, directed)
+    stages = {}
+    start = _start(Yenc, init, dim, weights, ex, rng, evaluator, opts, stages, t0)
+    prob, x0 = _make_problem(Yenc, lam, dim, weights, ex, start, rng, opts)
+    prob.evaluator = evaluator
+    sol = solve(prob, x0, lam=lam, staged=start["staged"], max_iter=max_iter, tol=tol, gtol=gtol,
+                accelerate=accelerate, verbose=verbose, callback=callback, stages=stages, opts=opts)
+    return _make_result(Yenc, prob, sol, lam, weights, ex, stages, t0)
 
+
+def _check_weights(weights, K, n):
+    if weights is None:
+        return None
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (K, n):
+        raise ValueError(f"weights must have shape (K, n) = {(K, n)}, got {weights.shape}")
+    if np.isnan(weights).any() or (weights < 0).any():
+        raise ValueError("weights must be non-negative (inf allowed), without NaN")
+    return weights
+
+
+def _model_extras(Yenc, sociality, sociality_ridge, covariates, client):
+    """The node effects and covariates of :func:`fit` (an inactive ``_Extras`` without them)."""
+    K, n, _ = Yenc.shape
     sociality = _check_sociality(sociality)
     sociality_ridge = check_scalar(sociality_ridge, "sociality_ridge", lo=0.0)
     Xcov = None
@@ -712,14 +730,19 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         if Yenc.is_sparse:
             raise ValueError("covariates need the dense likelihood: pass Y as dense layers or sparse=False "
                              "(the sparse likelihood would need every covariate at every pair, O(n^2 p) memory)")
-        Xcov = _check_covariates(covariates, n, directed)
-    ex = _Extras(sociality, sociality_ridge, directed, K, n, Xcov)
+        Xcov = _check_covariates(covariates, n, Yenc.directed)
+    ex = _Extras(sociality, sociality_ridge, Yenc.directed, K, n, Xcov)
     if ex.active and client is not None:
         raise ValueError("sociality effects and covariates are not available with a Dask client")
-    evaluator = None if client is None else _make_evaluator(client, Yenc, directed)
+    return ex
+
+
+def _start(Yenc, init, dim, weights, ex, rng, evaluator, opts, stages, t0):
+    """The starting point of :func:`fit`: a warm start, the multilevel start (then the shared
+    configuration by L-BFGS), MDS or random positions. ``staged``: a multilevel start."""
+    K, n, _ = Yenc.shape
     v0, beta0 = np.zeros(ex.n_effects), np.zeros((K, ex.p))
-    staged = False  # multilevel start: L-BFGS stages before proximal gradient
-    stages = {}
+    staged = False
     if isinstance(init, HLSMResult):
         if init.eps.shape != (K, n, dim):
             raise ValueError(f"init: warm start has shape {init.eps.shape}, expected {(K, n, dim)}")
@@ -730,12 +753,12 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
     elif isinstance(init, str) and init in ("auto", "mds", "multilevel"):
         start = None
         if init == "multilevel" or (init == "auto" and n >= opts.multilevel_min_n):
-            start = _multilevel.init_multilevel(Yenc, directed, dim, rng, opts)
+            start = _multilevel.init_multilevel(Yenc, Yenc.directed, dim, rng, opts)
         staged = start is not None
         if staged:  # then the shared configuration on all nodes, by L-BFGS
             stages["multilevel start"] = {"seconds": time.perf_counter() - t0}
             t1 = time.perf_counter()
-            b0, alpha0, shared = fit_shared(Yenc, directed, *start, rng, opts, tol=opts.shared_tol,
+            b0, alpha0, shared = fit_shared(Yenc, Yenc.directed, *start, rng, opts, tol=opts.shared_tol,
                                             max_iter=opts.shared_max_iter, evaluator=evaluator)
             stages["shared L-BFGS"] = _stage_record(shared, t1)
         else:
@@ -746,27 +769,32 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         eps0 = np.zeros((K, n, dim))
     else:
         raise ValueError(f"init must be 'auto', 'mds', 'multilevel', 'random' or an HLSMResult, got {init!r}")
+    return {"b": b0, "eps": eps0, "alpha": alpha0, "effects": v0, "beta": beta0, "staged": staged}
 
+
+def _make_problem(Yenc, lam, dim, weights, ex, start, rng, opts):
+    """The preconditioned problem of :func:`fit` and its starting vector."""
+    K, n, _ = Yenc.shape
+    directed = Yenc.directed
+    b0, eps0, alpha0 = start["b"], start["eps"], start["alpha"]
     scale_b, scale_alpha = _curvature_scales(Yenc, b0 + eps0.mean(axis=0), alpha0, directed, rng)
     node_scale = _node_scales(Yenc, directed, opts.node_smooth) if opts.node_precondition else None
-    if ex.active:
-        ppl = n * (n - 1) / (1 if directed else 2)
-        s_g = scale_alpha * np.sqrt((n - 1) / ppl) * (np.sqrt(K) if ex.mode == "shared" else 1.0)
-        s_beta = None
-        if ex.p:
-            off = ~np.eye(n, dtype=bool)
-            s_beta = scale_alpha * np.sqrt(np.maximum([np.mean(X[off] ** 2) for X in ex.X], 1e-12))
-        prob = _ExtProblem(Yenc, directed, dim, lam, ex, scale_b, scale_alpha, weights, node_scale,
-                           scale_effects=s_g, scale_beta=s_beta)
-    else:
+    if not ex.active:
         prob = _Problem(Yenc, directed, dim, lam, scale_b, scale_alpha, weights, node_scale)
-    prob.evaluator = evaluator
-    if ex.active:
-        x0 = prob.pack_all(b0, eps0, alpha0, v0, beta0)
-    else:
-        x0 = prob.pack(b0, eps0, alpha0)
-    sol = solve(prob, x0, lam=lam, staged=staged, max_iter=max_iter, tol=tol, gtol=gtol, accelerate=accelerate,
-                verbose=verbose, callback=callback, stages=stages, opts=opts)
+        return prob, prob.pack(b0, eps0, alpha0)
+    ppl = n * (n - 1) / (1 if directed else 2)
+    s_g = scale_alpha * np.sqrt((n - 1) / ppl) * (np.sqrt(K) if ex.mode == "shared" else 1.0)
+    s_beta = None
+    if ex.p:
+        off = ~np.eye(n, dtype=bool)
+        s_beta = scale_alpha * np.sqrt(np.maximum([np.mean(X[off] ** 2) for X in ex.X], 1e-12))
+    prob = _ExtProblem(Yenc, directed, dim, lam, ex, scale_b, scale_alpha, weights, node_scale,
+                       scale_effects=s_g, scale_beta=s_beta)
+    return prob, prob.pack_all(b0, eps0, alpha0, start["effects"], start["beta"])
+
+
+def _make_result(Yenc, prob, sol, lam, weights, ex, stages, t0):
+    """The :class:`HLSMResult` of a solution: centred positions, per-layer nll, the objective."""
     extra = {}
     if ex.active:
         b, eps, alpha, v, beta = (a.copy() for a in prob.unpack_all(sol.x))
@@ -791,7 +819,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
     return HLSMResult(
         b=b, eps=eps, alpha=alpha.copy(), z=z, lam=lam, objective=objective,
         nll=nll, n_iter=sol.n_iter, converged=sol.converged, history=history, weights=weights,
-        directed=directed, n_obs=Yenc.n_obs, nodes=nodes, layers=layers,
+        directed=Yenc.directed, n_obs=Yenc.n_obs, nodes=Yenc.nodes, layers=Yenc.layer_names,
         fit_time=time.perf_counter() - t0, layer_nll=layer_nll, stages=stages, **extra)
 
 

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from ._base import AUTO_MIN_N, LayersBase, check_layer_shapes, is_sparse_input, newton_intercept
+from ._base import AUTO_MIN_N, LayersBase, check_layer_shapes, classical_mds, finish_start, is_sparse_input
 
 __all__ = ["SparseLayers", "encode_sparse", "layers_from_edges", "nll_grad_sparse", "nll_sparse",
            "case_control_layers", "dyad_lists", "nll_grad_sparse_ext"]
@@ -119,8 +119,11 @@ class SparseLayers(LayersBase):
             return DenseLayers.from_encoded(encode_layers(out, directed=self.directed), self.directed)
         return encode_sparse(out, directed=self.directed)
 
-    def fit_intercepts(self, b, rng, n_pairs=200_000, n_newton=30):
-        return fit_intercepts_sparse(self, b, rng, n_pairs, n_newton)
+    def dyad_values(self, k, i, j):
+        y = np.asarray(self.tie_layers[k][i, j]).ravel().astype(np.float64)
+        if self.n_missing[k]:
+            y[np.asarray(self.miss_layers[k][i, j]).ravel() > 0] = -1.0
+        return y
 
     def init_mds(self, dim, rng):
         return init_mds_sparse(self, dim, rng)
@@ -397,24 +400,6 @@ def _union_graph(S):
     return U.tocsr()
 
 
-def fit_intercepts_sparse(S, b, rng, n_pairs=200_000, n_newton=30):
-    """As ``hlsm._fit_intercepts`` (same random pair sample and Newton steps) for sparse data."""
-    K, n = S.K, S.n
-    m = min(n_pairs, n * (n - 1))
-    i = rng.integers(0, n, size=m)
-    j = rng.integers(0, n - 1, size=m)
-    j = j + (j >= i)
-    d2 = ((b[i] - b[j]) ** 2).sum(axis=1)
-    alpha = S.logit_density() + float(np.median(d2))
-    for k in range(K):
-        y = np.asarray(S.tie_layers[k][i, j]).ravel().astype(np.float64)
-        if S.n_missing[k]:
-            y[np.asarray(S.miss_layers[k][i, j]).ravel() > 0] = -1.0
-        obs = y >= 0
-        alpha[k] = newton_intercept(y[obs], d2[obs], alpha[k], n_newton)
-    return alpha
-
-
 def init_mds_sparse(S, dim, rng, n_pivots=64):
     """Shared positions from the union graph: exact classical MDS for small n, pivot MDS otherwise.
 
@@ -427,15 +412,7 @@ def init_mds_sparse(S, dim, rng, n_pivots=64):
     n = S.n
     U = _union_graph(S)
     if n <= EXACT_MDS_MAX_N:
-        D = shortest_path(U, method="D", directed=False, unweighted=True)
-        finite = np.isfinite(D)
-        D[~finite] = D[finite].max() + 1.0 if finite.any() else 1.0
-        D2 = D * D
-        J = D2 - D2.mean(axis=0, keepdims=True)
-        B = -0.5 * (J - J.mean(axis=1, keepdims=True))
-        vals, vecs = np.linalg.eigh(B)
-        order = np.argsort(vals)[::-1][:dim]
-        X = vecs[:, order] * np.sqrt(np.maximum(vals[order], 1e-12))
+        X = classical_mds(shortest_path(U, method="D", directed=False, unweighted=True), dim)
     else:
         p = min(n_pivots, n)
         pivots = np.empty(p, dtype=np.int64)
@@ -455,16 +432,10 @@ def init_mds_sparse(S, dim, rng, n_pivots=64):
         vals, vecs = np.linalg.eigh(C.T @ C)
         order = np.argsort(vals)[::-1][:dim]
         X = C @ vecs[:, order]
-    X += 1e-3 * rng.standard_normal(X.shape) * (np.abs(X).max() + 1.0)  # break exact ties
-    X -= X.mean(axis=0)
     Uc = U.tocoo()
     up = Uc.row < Uc.col
-    ti, tj = Uc.row[up], Uc.col[up]
-    if ti.size:
-        msd = float(((X[ti] - X[tj]) ** 2).sum(axis=1).mean())
-        if msd > 0:
-            X /= np.sqrt(msd)
-    return X, fit_intercepts_sparse(S, X, rng)
+    X = finish_start(X, Uc.row[up], Uc.col[up], rng)
+    return X, S.fit_intercepts(X, rng)
 
 
 # ----------------------------------------------------------------------------- case-control likelihood

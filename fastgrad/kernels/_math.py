@@ -275,7 +275,7 @@ def fast_log1p_small(e):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def fast_softplus_sigmoid_v2(x):
+def fast_softplus_sigmoid64(x):
     """``(softplus(x), sigmoid(x))`` from :func:`fast_exp_neg` and :func:`fast_log1p_small`.
 
     As :func:`fast_softplus_sigmoid` (same accuracy, never overflows,
@@ -291,7 +291,7 @@ def fast_softplus_sigmoid_v2(x):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def fast_softplus_v2(x):
+def fast_softplus64(x):
     """``softplus(x) = log(1 + exp(x))`` from :func:`fast_exp_neg` and :func:`fast_log1p_small` (one division)."""
     return max(x, 0.0) + fast_log1p_small(fast_exp_neg(-abs(x)))
 
@@ -352,3 +352,8 @@ def fast_softplus_sigmoid32(x):
 def fast_softplus32(x):
     """float32 ``softplus(x)`` for a float32 ``x`` (see :func:`fast_softplus_v2`)."""
     return max(x, _F0) + fast_log1p_small32(fast_exp_neg32(-abs(x)))
+
+
+# Names of the 0.1 releases (deprecated: fastgrad.kernels warns when they are used).
+fast_softplus_sigmoid_v2 = fast_softplus_sigmoid64
+fast_softplus_v2 = fast_softplus64

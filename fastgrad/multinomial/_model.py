@@ -438,7 +438,7 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
     ((2, 3), (300, 3))
     """
     if client is not None or type(X).__module__.split(".")[0] == "dask":  # on a cluster
-        from ..dask._multinomial import fit_multinomial  # (needs the fastgrad[dask] extra)
+        from ..dask import fit_multinomial  # the public distributed fit (needs the fastgrad[dask] extra)
         return fit_multinomial(X, y, lam=lam, fit_intercept=fit_intercept, solver=solver,
                                sample_weight=sample_weight, max_iter=max_iter, tol=tol,
                                gtol=gtol, check_separation=check_separation, verbose=verbose,

@@ -92,7 +92,8 @@ def test_fit_equals_local_fit_at_convergence(live, net):
 
 
 def test_directed_fit_and_row_blocks_on_distinct_workers(live):
-    from fastgrad.dask._hlsm import DaskHLSMEvaluator, fit_hlsm
+    from fastgrad.dask import fit_hlsm
+    from fastgrad.dask._hlsm import DaskHLSMEvaluator
     Y, _ = hlsm.simulate(40, 2, directed=True, random_state=2)
     kw = dict(directed=True, random_state=0, max_iter=40)
     with warnings.catch_warnings():

@@ -323,7 +323,7 @@ def test_pivot_mds_initialisation_recovers_geometry(monkeypatch):
 
 
 def test_safeguarded_intercept_newton_converges_from_far():
-    from fastgrad.hlsm._sparse import newton_intercept
+    from fastgrad.hlsm._base import newton_intercept
     rng = np.random.default_rng(0)
     d2 = rng.uniform(0, 400, 20000)
     a_true = 3.0

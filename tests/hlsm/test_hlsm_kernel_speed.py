@@ -20,7 +20,7 @@ from numba import njit
 from fastgrad import hlsm
 from fastgrad.hlsm import _sparse as _hlsm_sparse
 from fastgrad.kernels import (fast_exp_neg, fast_exp_neg32, fast_log1p_small, fast_log1p_small32, fast_softplus32,
-                              fast_softplus_sigmoid32, fast_softplus_sigmoid_v2, fast_softplus_v2,
+                              fast_softplus_sigmoid32, fast_softplus_sigmoid64, fast_softplus64,
                               hlsm_nll, hlsm_nll_fast, hlsm_nll_fast32, hlsm_nll_grad, hlsm_nll_grad_fast,
                               hlsm_nll_grad_fast32)
 
@@ -116,7 +116,7 @@ def _sps_reference(x):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fast_softplus_sigmoid_both_precisions(rng, dtype):
-    fss, fsp, eps = ((fast_softplus_sigmoid_v2, fast_softplus_v2, EPS64) if dtype == np.float64 else
+    fss, fsp, eps = ((fast_softplus_sigmoid64, fast_softplus64, EPS64) if dtype == np.float64 else
                      (fast_softplus_sigmoid32, fast_softplus32, EPS32))
     big = 700.0 if dtype == np.float64 else 85.0
     x = np.concatenate([rng.uniform(-50, 50, 200_000), rng.uniform(-800, 800, 20_000),
