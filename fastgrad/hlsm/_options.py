@@ -23,7 +23,8 @@ class SolverOptions:
         it did not pay on small networks (the problem restricted to the
         non-zero groups is badly conditioned when many are small).
     qn_tol, qn_max_iter : float, int
-        Stopping rule of each L-BFGS round.
+        Stopping rule of each L-BFGS round (at least ``1e-3 * tol`` and at most ``max_iter``
+        of the fit: a loose fit does not pay for a tight quasi-Newton stage).
     prox_iter_per_round, max_rounds : int
         Proximal-gradient iterations between L-BFGS rounds, and the number of rounds.
     max_active_share : float

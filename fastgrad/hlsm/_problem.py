@@ -169,9 +169,12 @@ class _Extras:
             return zero, zero
         per = K if self.mode == "layer" else 1
         m = per * n
-        s = np.broadcast_to(v[:m].reshape(per, n), (K, n))
-        r = np.broadcast_to(v[m:2 * m].reshape(per, n), (K, n)) if self.directed else s
-        return np.ascontiguousarray(s), np.ascontiguousarray(r)
+
+        def block(part):
+            blk = np.ascontiguousarray(v[part * m:(part + 1) * m]).reshape(per, n)
+            return blk if per == K else np.repeat(blk, K, axis=0)
+        s = block(0)
+        return s, (block(1) if self.directed else s)
 
     def centre(self, v, alpha):
         """Move each layer's mean effect into alpha: the likelihood is unchanged and the
@@ -340,6 +343,11 @@ def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, s
     """
     from ..solvers import lbfgs
     K, n, d = prob.K, prob.n, prob.d
+    # L-BFGS rounds no tighter than the fit's own stopping rule needs (a loose fit, e.g. a
+    # fold of fit_cv with tol=1e-5, must not pay for 1e-11): the final proximal-gradient
+    # round decides convergence at ``tol`` either way
+    qn_tol = max(opts.qn_tol, 1e-3 * tol)
+    qn_max_iter = min(opts.qn_max_iter, max_iter)
     x = x0
     hist, n_prox, n_qn, n_fev = [], 0, 0, 0
     t_qn, t_pg = 0.0, 0.0
@@ -361,7 +369,7 @@ def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, s
                     fun, keep = _restricted(prob, x, active)
         if (rnd > 0 or lam == 0) and fun is not None:
             with threads_for(work):
-                qn = lbfgs(fun, x[keep], tol=opts.qn_tol, gtol=0.0, max_iter=opts.qn_max_iter, m=20, warn=False,
+                qn = lbfgs(fun, x[keep], tol=qn_tol, gtol=0.0, max_iter=qn_max_iter, m=20, warn=False,
                            name="hlsm quasi-Newton")
             x = x.copy()
             x[keep] = qn.x
