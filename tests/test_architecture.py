@@ -121,7 +121,7 @@ def test_kernels_import_nothing_else_of_fastgrad():
             assert all(d.startswith("fastgrad.kernels") for d in deps), (mod, deps)
 
 
-@pytest.mark.parametrize("family", ["hlsm", "glm", "multinomial", "mf"])
+@pytest.mark.parametrize("family", ["hlsm", "glm", "multinomial", "mf", "datasets", "solvers", "prox"])
 def test_importing_a_family_imports_neither_dask_nor_numba(family):
     code = (f"import sys, fastgrad.{family}; "
             "print(any(m == 'dask' or m.startswith('dask.') for m in sys.modules), 'numba' in sys.modules)")

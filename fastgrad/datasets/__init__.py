@@ -13,9 +13,9 @@ import numpy as np
 
 __all__ = [
     "Multiplex", "DATASETS", "load_dataset", "load_aucs", "load_florentine",
-    "load_krackhardt", "read_mpx", "read_edgelist", "from_adjacency", "load_movielens",
+    "load_krackhardt", "read_mpx", "read_edgelist", "from_adjacency", "load_movielens", "make_ratings",
 ]
-from ._ratings import make_ratings  # noqa: E402  (synthetic MovieLens-shaped ratings)
+
 
 _DATA = os.path.join(os.path.dirname(__file__), "data")
 DATASETS = ("aucs", "florentine", "krackhardt")
@@ -328,4 +328,7 @@ def __getattr__(name):
     if name == "load_movielens":
         from .movielens import load_movielens
         return load_movielens
+    if name == "make_ratings":  # compiled code: numba is imported only when it is used
+        from ._ratings import make_ratings
+        return make_ratings
     raise AttributeError(f"module 'fastgrad.datasets' has no attribute {name!r}")
