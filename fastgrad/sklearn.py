@@ -1,7 +1,8 @@
 """scikit-learn estimator wrappers (scikit-learn is imported only when used).
 
-Each estimator lives with its model family (``fastgrad.glm._sklearn``,
-``fastgrad.multinomial._sklearn``); this module re-exports them.
+Each estimator lives with its model family (regression in :mod:`fastgrad.glm`'s
+package, the multinomial classifier in :mod:`fastgrad.multinomial`'s); this module
+re-exports them.
 """
 import importlib
 

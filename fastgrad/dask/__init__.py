@@ -9,15 +9,15 @@ Data (dask arrays of row chunks) are persisted on the workers once; every solver
 iteration the client sends the small parameter vector, each worker evaluates the
 fastgrad Numba kernels on the partitions it holds, and the partial losses,
 gradients (and Hessian blocks) are summed by a tree reduction
-(:func:`fastgrad.dask._objective.map_reduce`). The generic solvers in
+(:func:`fastgrad.dask.map_reduce`). The generic solvers in
 :mod:`fastgrad.solvers` then run unchanged on the client. Only parameters and
 gradients cross the network, never the data.
 
 Threading: Numba's default ``workqueue`` threading layer must not be entered from
 several threads at once. Run workers as processes with one Dask thread each,
 ``LocalCluster(processes=True, threads_per_worker=1)``; every worker process then
-keeps its own Numba thread pool. :func:`check_client` verifies this (see
-:mod:`fastgrad.dask._setup`).
+keeps its own Numba thread pool. :func:`check_client` verifies this and
+:func:`local_cluster` starts such a cluster.
 """
 try:
     import dask  # noqa: F401

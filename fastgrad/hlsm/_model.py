@@ -585,8 +585,8 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         against it by Newton steps, fit the shared configuration of all
         nodes by L-BFGS, then the penalised model with the penalty
         Huber-smoothed (width 0.01) by L-BFGS; proximal gradient then only
-        settles which deviations are exactly zero
-        (``fastgrad.hlsm._multilevel``). The L-BFGS stages use the float32
+        settles which deviations are exactly zero (tuned by
+        ``solver_options``, see :class:`SolverOptions`). The L-BFGS stages use the float32
         pass over pairs, proximal gradient float64. Falls back to ``"mds"``
         when the graph is too sparse for a sample. ``"auto"``:
         ``"multilevel"`` from 4000 nodes, ``"mds"`` below. ``"random"``: Gaussian shared
@@ -626,7 +626,7 @@ def fit(Y, lam, *, dim=2, directed=False, init="auto", max_iter=5000, tol=1e-8, 
         ``inf`` keeps a deviation at zero. Used by the adaptive group lasso of
         :func:`fit_path`.
     sparse : {"auto", True, False}, default="auto"
-        Sparse likelihood (``fastgrad.hlsm._sparse``): memory O(n K d +
+        Sparse likelihood (see :class:`Layers`): memory O(n K d +
         edges), never an (n, n) array; a dense pass over pairs from the
         positions alone plus a correction over the ties and missing dyads.
         Needs ``Y`` as a list of scipy.sparse matrices; ``"auto"`` uses it
