@@ -66,3 +66,33 @@ class Fit:
 
     def time_fit(self, n):
         hlsm.fit(self.Y, 5.0, max_iter=300, random_state=0)
+
+
+class LayersEncoding:
+    """``hlsm.Layers``: the compiled encoding pass, and ``nll_and_grad`` on encoded layers (within 15%
+    of the kernel) and on a raw array (encoding included), beside the bare kernel (n = 2000, K = 4)."""
+    params = [[False, True]]
+    param_names = ["directed"]
+    timeout = 120
+
+    def setup(self, directed):
+        Y, truth = hlsm.simulate(2000, 4, directed=directed, missing=0.01, random_state=0)
+        self.Y, self.directed = Y, directed
+        self.L = hlsm.Layers(Y, directed=directed)
+        self.b, self.eps, self.alpha = truth.b, truth.eps, truth.alpha
+        self.z = np.ascontiguousarray(truth.z)
+        self.gz, self.ga = np.empty_like(self.z), np.empty(4)
+        hlsm_nll_grad_fast(self.L.Y, self.L.YT, self.z, self.alpha, directed, self.gz, self.ga)
+        hlsm.nll_and_grad(self.L, self.b, self.eps, self.alpha, directed=directed)
+
+    def time_encode(self, directed):
+        hlsm.Layers(self.Y, directed=self.directed)
+
+    def time_kernel(self, directed):
+        hlsm_nll_grad_fast(self.L.Y, self.L.YT, self.z, self.alpha, self.directed, self.gz, self.ga)
+
+    def time_nll_and_grad_layers(self, directed):
+        hlsm.nll_and_grad(self.L, self.b, self.eps, self.alpha, directed=self.directed)
+
+    def time_nll_and_grad_array(self, directed):
+        hlsm.nll_and_grad(self.Y, self.b, self.eps, self.alpha, directed=self.directed)
