@@ -30,10 +30,13 @@ _PIECE_BYTES = 1 << 24    # row blocks travel in pieces of at most 16 MB (small 
 
 
 @njit(parallel=True, cache=True)
-def hlsm_nll_grad_rows(Yrows, row0, z, alpha, directed, with_grad, grad_z, grad_alpha):
+def hlsm_nll_grad_rows(Yrows, row0, z, alpha, so, ro, directed, with_grad, grad_z, grad_alpha, grad_so, grad_ro):
     """Negative log-likelihood (and gradient) of the dyads in rows ``row0 .. row0 + m - 1``.
 
-    Summing this over a partition of the rows gives :func:`fastgrad.kernels.hlsm_nll_grad`.
+    ``eta_ijk = alpha_k + so_ik + ro_jk - ||z_ik - z_jk||^2`` (node effects: pass
+    ``ro = so`` for undirected sociality, zeros for none). Summing this over a
+    partition of the rows gives :func:`fastgrad.kernels.hlsm_nll_grad_ext`
+    (without covariates).
 
     Parameters
     ----------
@@ -46,15 +49,20 @@ def hlsm_nll_grad_rows(Yrows, row0, z, alpha, directed, with_grad, grad_z, grad_
         Layer positions of all nodes.
     alpha : float64 array, shape (K,)
         Layer intercepts.
+    so, ro : float64 arrays, shape (K, n)
+        Node effects of the row node ``i`` and of the column node ``j``.
     directed : bool
         Dyads ``(i, j)``, ``j != i`` (True) or pairs ``j < i`` (False) of every row ``i``.
     with_grad : bool
-        Also write the gradient (otherwise ``grad_z`` and ``grad_alpha`` are not touched).
+        Also write the gradient (otherwise the gradient outputs are not touched).
     grad_z : float64 array, shape (K, n, d)
         Output: the rows' share of ``d nll / d z`` (non-zero for partners ``j``
         outside the rows too).
     grad_alpha : float64 array, shape (K,)
         Output: the rows' share of ``d nll / d alpha``.
+    grad_so, grad_ro : float64 arrays, shape (K, n)
+        Output: the rows' share of ``d nll / d so`` and ``d nll / d ro`` (for
+        undirected sociality the gradient in ``g`` is their sum).
 
     Returns
     -------
@@ -65,6 +73,8 @@ def hlsm_nll_grad_rows(Yrows, row0, z, alpha, directed, with_grad, grad_z, grad_
     d = z.shape[2]
     C = min(_N_CHUNKS, max(m, 1))
     gpart = np.zeros((K * C, n, d)) if with_grad else np.zeros((1, 1, d))
+    spart = np.zeros((K * C, n)) if with_grad else np.zeros((1, 1))
+    rpart = np.zeros((K * C, n)) if with_grad else np.zeros((1, 1))
     nll_part = np.zeros(K * C)
     ga_part = np.zeros(K * C)
     for t in prange(K * C):
@@ -72,12 +82,16 @@ def hlsm_nll_grad_rows(Yrows, row0, z, alpha, directed, with_grad, grad_z, grad_
         ch = t - k * C
         a = alpha[k]
         g = gpart[t] if with_grad else gpart[0]
+        gs = spart[t] if with_grad else spart[0]
+        gr = rpart[t] if with_grad else rpart[0]
         diff = np.empty(d)
         nl = 0.0
         ga = 0.0
         for li in range((m * ch) // C, (m * (ch + 1)) // C):
             i = row0 + li
             jmax = n if directed else i
+            ai = a + so[k, i]
+            rsum = 0.0
             for j in range(jmax):
                 y = Yrows[k, li, j]
                 if j == i or y < 0:
@@ -86,15 +100,19 @@ def hlsm_nll_grad_rows(Yrows, row0, z, alpha, directed, with_grad, grad_z, grad_
                 for c in range(d):
                     diff[c] = z[k, i, c] - z[k, j, c]
                     dist += diff[c] * diff[c]
-                eta = a - dist
+                eta = ai + ro[k, j] - dist
                 sp, s = softplus_sigmoid(eta)
                 r = s - float(y)                   # d nll / d eta
                 nl += sp - float(y) * eta
                 ga += r
                 if with_grad:                      # d eta / d z_i = -2 (z_i - z_j) = -d eta / d z_j
+                    rsum += r
+                    gr[j] += r
                     for c in range(d):
                         g[i, c] -= 2.0 * r * diff[c]
                         g[j, c] += 2.0 * r * diff[c]
+            if with_grad:
+                gs[i] += rsum
         nll_part[t] = nl
         ga_part[t] = ga
     if with_grad:
@@ -106,6 +124,13 @@ def hlsm_nll_grad_rows(Yrows, row0, z, alpha, directed, with_grad, grad_z, grad_
                 for ch in range(C):
                     acc += gpart[k * C + ch, i, c]
                 grad_z[k, i, c] = acc
+            acc_s = 0.0
+            acc_r = 0.0
+            for ch in range(C):
+                acc_s += spart[k * C + ch, i]
+                acc_r += rpart[k * C + ch, i]
+            grad_so[k, i] = acc_s
+            grad_ro[k, i] = acc_r
     nll = 0.0
     for k in range(K):
         acc = 0.0
@@ -117,13 +142,22 @@ def hlsm_nll_grad_rows(Yrows, row0, z, alpha, directed, with_grad, grad_z, grad_
     return nll
 
 
-def _part_nll_grad(part, z, alpha, with_grad):
-    """One row block's share: ``(nll, grad_z, grad_alpha)`` or ``nll``. Runs on a worker."""
+def _part_nll_grad(part, z, alpha, so, ro, with_grad):
+    """One row block's share: ``(nll, grad_z, grad_alpha[, grad_so, grad_ro])`` or ``nll``. Runs on a worker."""
     Yrows, row0, directed = part
+    K, n = alpha.shape[0], z.shape[1]
+    effects = so is not None
+    if not effects:
+        so = ro = np.zeros((K, n))
     grad_z = np.empty_like(z) if with_grad else np.empty((1, 1, 1))
     grad_alpha = np.empty_like(alpha)
-    nll = float(hlsm_nll_grad_rows(Yrows, row0, z, alpha, directed, with_grad, grad_z, grad_alpha))
-    return (nll, grad_z, grad_alpha) if with_grad else nll
+    grad_so, grad_ro = (np.empty((K, n)), np.empty((K, n))) if with_grad else (np.empty((1, 1)), np.empty((1, 1)))
+    nll = float(hlsm_nll_grad_rows(Yrows, row0, z, alpha, so, ro, directed, with_grad, grad_z, grad_alpha,
+                                   grad_so, grad_ro))
+    if not with_grad:
+        return nll
+    # the plain model sends back only what it needs (one partial result per worker)
+    return (nll, grad_z, grad_alpha, grad_so, grad_ro) if effects else (nll, grad_z, grad_alpha)
 
 
 def row_blocks(n, n_parts, directed):
@@ -185,7 +219,7 @@ class DaskHLSMEvaluator:
                 futs += self.client.scatter([piece], workers=[owner], hash=False)
             self.blocks.append((owner, futs))
 
-    def _evaluate(self, z, alpha, with_grad):
+    def _evaluate(self, z, alpha, so, ro, with_grad):
         """One task per piece, pinned to its owner (no work stealing: the data never move);
         each worker adds its pieces' results, the client adds the blocks' in block order."""
         from ._retry import pickled_size
@@ -195,10 +229,10 @@ class DaskHLSMEvaluator:
         client = self.client
         owners = sorted({owner for owner, _ in self.blocks})
         n_tasks = sum(len(futs) for _, futs in self.blocks)
-        args = (z, alpha, with_grad)
+        args = (z, alpha, so, ro, with_grad)
         if z.nbytes * n_tasks > _INLINE_BYTES:     # large positions: one copy per worker
             sent = pickled_size(z) * len(owners) + pickled_size(args[1:]) * n_tasks
-            args = (client.scatter(z, workers=owners, broadcast=True, hash=False), alpha, with_grad)
+            args = (client.scatter(z, workers=owners, broadcast=True, hash=False), alpha, so, ro, with_grad)
         else:
             sent = pickled_size(args) * n_tasks
         sums = []
@@ -214,13 +248,15 @@ class DaskHLSMEvaluator:
     def _recover(self):
         self.blocks = None          # the next attempt scatters the row blocks afresh
 
-    def _call(self, z, alpha, with_grad):
+    def _call(self, z, alpha, with_grad, so=None, ro=None):
         import time
 
         from ._retry import with_recovery
         t0 = time.perf_counter()
         z = np.ascontiguousarray(z)
-        out = with_recovery(self.client, lambda: self._evaluate(z, alpha, with_grad), self._recover,
+        if so is not None:
+            so, ro = np.ascontiguousarray(so, dtype=np.float64), np.ascontiguousarray(ro, dtype=np.float64)
+        out = with_recovery(self.client, lambda: self._evaluate(z, alpha, so, ro, with_grad), self._recover,
                             self.max_retries, "hlsm: a likelihood evaluation", self.stats,
                             len(self.bounds) - 1)
         self.stats["calls"] += 1
@@ -231,6 +267,19 @@ class DaskHLSMEvaluator:
     def nll_grad(self, z, alpha):
         """``(nll, grad_z, grad_alpha)`` summed over the row blocks."""
         return self._call(z, alpha, True)
+
+    def nll_grad_ext(self, z, alpha, so, ro, beta, with_grad=True):
+        """With node effects ``so``/``ro`` (K, n): ``(nll, grad_z, grad_alpha, grad_so, grad_ro, grad_beta)``
+        as :meth:`fastgrad.hlsm.Layers.nll_grad_ext` (no covariates: ``beta`` has no columns)."""
+        if np.size(beta):
+            raise ValueError("dyad covariates are not available with a Dask client")
+        out = self._call(z, alpha, with_grad, so, ro)
+        if not with_grad:
+            return out, None, None, None, None, None
+        nll, gz, ga, gs, gr = out
+        if not self.directed:  # one sociality effect per node: both ends of its pairs
+            gs = gs + gr
+        return nll, gz, ga, gs, gr, np.zeros((alpha.shape[0], 0))
 
     def nll(self, z, alpha):
         """The negative log-likelihood only."""

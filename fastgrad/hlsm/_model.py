@@ -732,8 +732,8 @@ def _model_extras(Yenc, sociality, sociality_ridge, covariates, client):
                              "(the sparse likelihood would need every covariate at every pair, O(n^2 p) memory)")
         Xcov = _check_covariates(covariates, n, Yenc.directed)
     ex = _Extras(sociality, sociality_ridge, Yenc.directed, K, n, Xcov)
-    if ex.active and client is not None:
-        raise ValueError("sociality effects and covariates are not available with a Dask client")
+    if ex.p and client is not None:
+        raise ValueError("dyad covariates are not available with a Dask client")
     return ex
 
 

@@ -25,36 +25,54 @@ def _params(rng, K, n, d=2):
 
 
 @pytest.mark.parametrize("directed", [False, True])
-def test_row_blocks_sum_to_the_full_likelihood(directed, rng):
+@pytest.mark.parametrize("effects", [False, True])
+def test_row_blocks_sum_to_the_full_likelihood(directed, effects, rng):
     from fastgrad.dask._hlsm import hlsm_nll_grad_rows, row_blocks
-    Y, _ = hlsm.simulate(50, 2, missing=0.1, directed=directed, random_state=3)
+    K, n = 2, 50
+    Y, _ = hlsm.simulate(n, K, missing=0.1, directed=directed, random_state=3)
     Yenc = hlsm.encode_layers(Y, directed=directed)
-    b, eps, alpha = _params(rng, 2, 50)
-    nll, _, ge, ga = hlsm.nll_and_grad(Y, b, eps, alpha, directed=directed)
+    b, eps, alpha = _params(rng, K, n)
+    so = 0.5 * rng.normal(size=(K, n)) if effects else np.zeros((K, n))
+    ro = (0.5 * rng.normal(size=(K, n)) if directed else so) if effects else np.zeros((K, n))
+    kw = {}
+    if effects:
+        kw = dict(sender=so, receiver=ro) if directed else dict(sociality=so)
+    ref = hlsm.nll_and_grad(Y, b, eps, alpha, directed=directed, **kw)  # the local kernels
+    nll, ge, ga = ref[0], ref[2], ref[3]
     z = b[None] + eps
-    bounds = row_blocks(50, 3, directed)
-    assert bounds[0] == 0 and bounds[-1] == 50 and len(bounds) == 4
-    tot, G, GA = 0.0, np.zeros_like(z), np.zeros(2)
+    bounds = row_blocks(n, 3, directed)
+    assert bounds[0] == 0 and bounds[-1] == n and len(bounds) == 4
+    tot, G, GA, GS, GR = 0.0, np.zeros_like(z), np.zeros(K), np.zeros((K, n)), np.zeros((K, n))
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        g, a = np.empty_like(z), np.empty(2)
-        part = hlsm_nll_grad_rows(np.ascontiguousarray(Yenc[:, lo:hi]), lo, z, alpha, directed, True, g, a)
-        assert part == pytest.approx(hlsm_nll_grad_rows(np.ascontiguousarray(Yenc[:, lo:hi]), lo, z, alpha,
-                                                        directed, False, g, a), rel=1e-14)
-        tot, G, GA = tot + part, G + g, GA + a
+        g, a, gs, gr = np.empty_like(z), np.empty(K), np.empty((K, n)), np.empty((K, n))
+        Yr = np.ascontiguousarray(Yenc[:, lo:hi])
+        part = hlsm_nll_grad_rows(Yr, lo, z, alpha, so, ro, directed, True, g, a, gs, gr)
+        assert part == pytest.approx(hlsm_nll_grad_rows(Yr, lo, z, alpha, so, ro, directed, False, g, a, gs, gr),
+                                     rel=1e-14)
+        tot, G, GA, GS, GR = tot + part, G + g, GA + a, GS + gs, GR + gr
     assert tot == pytest.approx(nll, rel=1e-12)
     np.testing.assert_allclose(G, ge, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(GA, ga, rtol=1e-12)
-    # and against central differences of the row kernel itself (one block, a few coordinates)
+    if effects and directed:
+        np.testing.assert_allclose(GS, ref[4]["sender"], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(GR, ref[4]["receiver"], rtol=1e-10, atol=1e-10)
+    elif effects:
+        np.testing.assert_allclose(GS + GR, ref[4]["sociality"], rtol=1e-10, atol=1e-10)
+    # and against central differences of the row kernel itself (one block), in z and in the effects
     lo, hi = bounds[1], bounds[2]
     Yr = np.ascontiguousarray(Yenc[:, lo:hi])
+    g, a, gs, gr = np.empty_like(z), np.empty(K), np.empty((K, n)), np.empty((K, n))
+    hlsm_nll_grad_rows(Yr, lo, z, alpha, so, ro, directed, True, g, a, gs, gr)
 
     def f(x):
-        return hlsm_nll_grad_rows(Yr, lo, x.reshape(z.shape), alpha, directed, False, g, a)
-    g, a = np.empty_like(z), np.empty(2)
-    hlsm_nll_grad_rows(Yr, lo, z, alpha, directed, True, g, a)
-    analytic = g.ravel().copy()
-    with threads_for(0):            # 400 tiny kernel calls: no parallel launches
-        ok, err, _ = fastgrad.gradcheck(f, z.ravel().copy(), lambda x: analytic, rtol=1e-5, atol=1e-6)
+        zz = x[:z.size].reshape(z.shape)
+        s2, r2 = x[z.size:z.size + K * n].reshape(K, n), x[z.size + K * n:].reshape(K, n)
+        return hlsm_nll_grad_rows(Yr, lo, zz, alpha, s2, r2, directed, False, np.empty_like(z), np.empty(K),
+                                  np.empty((K, n)), np.empty((K, n)))
+    x0 = np.concatenate([z.ravel(), so.ravel(), ro.ravel()])
+    analytic = np.concatenate([g.ravel(), gs.ravel(), gr.ravel()])
+    with threads_for(0):            # tiny kernel calls: no parallel launches
+        ok, err, _ = fastgrad.gradcheck(f, x0, lambda x: analytic, rtol=1e-5, atol=1e-6)
     assert ok, err
 
 
@@ -69,7 +87,10 @@ def test_row_kernel_callable_from_user_njit(rng):
     def user(Yenc, z, alpha):
         g = np.empty_like(z)
         a = np.empty_like(alpha)
-        return hlsm_nll_grad_rows(Yenc, 0, z, alpha, False, True, g, a)
+        K, n = z.shape[0], z.shape[1]
+        zero = np.zeros((K, n))
+        return hlsm_nll_grad_rows(Yenc, 0, z, alpha, zero, zero, False, True, g, a, np.empty((K, n)),
+                                  np.empty((K, n)))
 
     assert user(Yenc, z, alpha) == pytest.approx(hlsm.nll_and_grad(Y, b, eps, alpha)[0], rel=1e-12)
 
@@ -89,6 +110,24 @@ def test_fit_equals_local_fit_at_convergence(live, net):
     assert stats["bytes_scattered"] > hlsm.encode_layers(net).nbytes      # Y sent once ...
     z_bytes = net.shape[0] * net.shape[1] * 2 * 8
     assert stats["bytes_out"] < 2 * 2 * z_bytes * stats["calls"]           # ... then positions only
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_default_model_with_node_effects_fits_on_dask(live, directed):
+    from fastgrad.dask import fit_hlsm
+    Y, _ = hlsm.simulate(40, 2, directed=directed, missing=0.05, random_state=5)
+    kw = dict(directed=directed, random_state=0, tol=1e-7, gtol=1e-4, max_iter=3000)
+    local = hlsm.fit(Y, 2.0, **kw)                 # default sociality="layer"
+    dist = fit_hlsm(live, Y, 2.0, **kw)
+    assert local.converged and dist.converged
+    assert dist.objective == pytest.approx(local.objective, rel=1e-8)
+    np.testing.assert_allclose(dist.z, local.z, atol=1e-4)
+    if directed:
+        np.testing.assert_allclose(dist.sender, local.sender, atol=1e-4)
+    else:
+        np.testing.assert_allclose(dist.sociality, local.sociality, atol=1e-4)
+    with pytest.raises(ValueError, match="covariates are not available with a Dask client"):
+        fit_hlsm(live, Y, 2.0, directed=directed, covariates=hlsm.dyad_covariates(np.arange(40.0)))
 
 
 def test_directed_fit_and_row_blocks_on_distinct_workers(live):
