@@ -285,7 +285,7 @@ def _penalty(coef, l1, l2):
     return l1 * a + 0.5 * l2 * b
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FM)
 def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
              fit_intercept, coef, intercept, max_iter, tol, history):
     """Proximal-Newton coordinate descent (glmnet's IRLS-CD) on dense or CSC X.
@@ -505,7 +505,7 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
 ANDERSON_M = 5
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FM)
 def _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, a, V, center, dc, beta,
                    active, na, snaps, m, l1, l2, work):
     """Anderson extrapolation of the active-set CD iterates (Bertrand & Massias 2021).

@@ -201,7 +201,7 @@ def test_subsampled_hessian_and_presolve_reach_exact_optimum(rng, monkeypatch, s
     sw = rng.uniform(0.5, 2.0, size=3000)
     ref = glm.fit(X, y, loss="logistic", lam=1e-3, solver="newton", tol=1e-14, sample_weight=sw,
                   solver_options={"hessian_subsample": None})
-    monkeypatch.setattr(glm, "_PRESOLVE_MIN_N", 1000)  # exercise the large-n path
+    monkeypatch.setattr(glm._model, "_PRESOLVE_MIN_N", 1000)  # exercise the large-n path
     opts = {"hessian_subsample": 400} if solver == "newton" else {"gtol": 1e-11}
     res = glm.fit(X, y, loss="logistic", lam=1e-3, solver=solver, tol=1e-14, sample_weight=sw,
                   solver_options=opts)
