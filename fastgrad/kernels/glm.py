@@ -648,7 +648,10 @@ def glm_cd(X, y, sw, loss, lam, l1_ratio, fit_intercept, coef, intercept, max_it
     empty_f = np.empty(0)
     empty_i = np.empty(0, dtype=np.int64)
     c = intercept if fit_intercept else 0.0
-    return _cd_core(X, empty_f, empty_i, empty_i, False, X.shape[0], y, sw, loss,
+    # one specialisation of the core: X typed Fortran-ordered (an (n, 1) slice is typed C
+    # and is copied; a Fortran X is used as is) and the flag a plain bool, not a literal
+    return _cd_core(np.asfortranarray(X), empty_f, empty_i, empty_i, bool(np.int64(0)),
+                    X.shape[0], y, sw, loss,
                     lam, l1_ratio, fit_intercept, coef, c, max_iter, tol, history)
 
 
@@ -660,9 +663,10 @@ def glm_cd_csc(data, indices, indptr, n, y, sw, loss, lam, l1_ratio, fit_interce
 
     Each coordinate step costs ``O(nnz)`` of its column.
     """
-    X = np.empty((0, 0))
+    X = np.asfortranarray(np.empty((0, 0)))
     c = intercept if fit_intercept else 0.0
-    return _cd_core(X, data, indices.astype(np.int64), indptr.astype(np.int64), True, n,
+    return _cd_core(X, data, indices.astype(np.int64), indptr.astype(np.int64),
+                    bool(np.int64(1)), n,
                     y, sw, loss, lam, l1_ratio, fit_intercept, coef, c, max_iter, tol,
                     history)
 
@@ -713,20 +717,21 @@ def glm_cd_gram(G, b, lam, l1_ratio, coef, max_iter, tol, history):
     n_inner = 0
     while n_iter < max_iter:
         # full sweep
-        maxch = _gram_sweep(G, grad, coef, l1, l2, active, p, True)
+        # plain (non-literal) flag and count: one specialisation of _gram_sweep
+        maxch = _gram_sweep(G, grad, coef, l1, l2, active, p, bool(np.int64(1)))
         n_iter += 1
         history[n_iter] = _gram_obj(grad, b, coef, l1, l2)
         if maxch <= tol:
             converged = True
             break
-        na = 0
+        na = np.int64(0)
         for j in range(p):
             if coef[j] != 0.0:
                 active[na] = j
                 na += 1
         while n_inner < 1000 * max(1, max_iter):
             n_inner += 1
-            if _gram_sweep(G, grad, coef, l1, l2, active, na, False) <= tol:
+            if _gram_sweep(G, grad, coef, l1, l2, active, na, bool(np.int64(0))) <= tol:
                 break
     return n_iter, converged
 
