@@ -308,6 +308,7 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
     g = np.empty(n)
     v = np.empty(n)
     dts = np.empty(n)
+    rr = np.empty(n)  # g + v * dts: the model's per-sample gradient, kept in step with dts
     hx2 = np.empty(p)
     a = np.zeros(p)
     beta = coef.copy()
@@ -348,6 +349,7 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
             V += v[i]
             G += g[i]
             dts[i] = 0.0
+            rr[i] = g[i]
         F = fl + _penalty(coef, l1, l2)
         if outer == 0:
             history[0] = F
@@ -399,10 +401,10 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
                 if sparse:
                     for q in range(indptr[j], indptr[j + 1]):
                         r = indices[q]
-                        s += data[q] * (g[r] + v[r] * dts[r])
+                        s += data[q] * rr[r]
                 else:
                     for i in range(n):
-                        s += X[i, j] * (g[i] + v[i] * dts[i])
+                        s += X[i, j] * rr[i]
                 b = beta[j]
                 # grad of the model in beta_j includes the ridge term at beta
                 bn = _soft(H * b - s, l1) / den
@@ -411,10 +413,15 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
                     beta[j] = bn
                     if sparse:
                         for q in range(indptr[j], indptr[j + 1]):
-                            dts[indices[q]] += data[q] * delta
+                            r = indices[q]
+                            dq = data[q] * delta
+                            dts[r] += dq
+                            rr[r] += v[r] * dq
                     else:
                         for i in range(n):
-                            dts[i] += X[i, j] * delta
+                            dq = X[i, j] * delta
+                            dts[i] += dq
+                            rr[i] += v[i] * dq
                     if center:
                         dc -= delta * a[j] / V
                     ch = den * delta * delta
@@ -444,7 +451,7 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
                 for jj in range(n_active):
                     snaps[n_snap, jj] = beta[active[jj]]
                 if n_snap == anderson:
-                    dc = _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, a, V,
+                    dc = _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, rr, a, V,
                                         center, dc, beta, active, n_active, snaps, anderson,
                                         l1, l2, work)
                     n_snap = 0
@@ -506,16 +513,16 @@ ANDERSON_M = 5
 
 
 @njit(cache=True, fastmath=_FM)
-def _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, a, V, center, dc, beta,
+def _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, rr, a, V, center, dc, beta,
                    active, na, snaps, m, l1, l2, work):
     """Anderson extrapolation of the active-set CD iterates (Bertrand & Massias 2021).
 
     ``snaps[0..m]`` hold ``m + 1`` successive sweeps' ``beta[active]``. With the
     differences ``U_k = snaps[k+1] - snaps[k]``, ``z = (U U')^-1 1`` and
     ``c = z / sum(z)``, the extrapolated point is ``sum_k c_k snaps[k+1]``. It is
-    taken (``beta``, ``dts = X(beta - coef)`` and the model intercept step ``dc``
-    updated) only if it lowers the CD model ``sum_i g_i u_i + v_i u_i^2 / 2 + pen``
-    (``u = dts + dc``), so every accepted step is a descent step of the same
+    taken (``beta``, ``dts = X(beta - coef)``, ``rr = g + v dts`` and the model
+    intercept step ``dc`` updated) only if it lowers the CD model
+    ``sum_i g_i u_i + v_i u_i^2 / 2 + pen`` (``u = dts + dc``), so every accepted step is a descent step of the same
     strictly convex model and CD's convergence is unaffected. Returns ``dc``.
     """
     # Gram of the differences (m x m) and a small Gaussian elimination
@@ -597,6 +604,7 @@ def _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, a, V, center,
         return dc
     for i in range(n):
         dts[i] += work[i]
+        rr[i] += v[i] * work[i]
     for jj in range(na):
         beta[active[jj]] = snaps[0, jj]
     return dc_new
