@@ -522,8 +522,9 @@ def _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, rr, a, V, cen
     ``c = z / sum(z)``, the extrapolated point is ``sum_k c_k snaps[k+1]``. It is
     taken (``beta``, ``dts = X(beta - coef)``, ``rr = g + v dts`` and the model
     intercept step ``dc`` updated) only if it lowers the CD model
-    ``sum_i g_i u_i + v_i u_i^2 / 2 + pen`` (``u = dts + dc``), so every accepted step is a descent step of the same
-    strictly convex model and CD's convergence is unaffected. Returns ``dc``.
+    ``sum_i g_i u_i + v_i u_i^2 / 2 + pen`` (``u = dts + dc``), so every accepted step
+    is a descent step of the same strictly convex model and CD's convergence is
+    unaffected. Returns ``dc``.
     """
     # Gram of the differences (m x m) and a small Gaussian elimination
     C = np.zeros((m, m))
