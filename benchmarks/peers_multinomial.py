@@ -17,9 +17,9 @@ target comparison of issue 14 on correlated designs (Toeplitz(0.5) columns): fas
 scikit-learn solver (lbfgs, newton-cg, newton-cholesky), each at the loosest ``tol`` of
 ``1e-4 ... 1e-10`` (newton-cholesky only up to 1,500 parameters, beyond which it
 builds a dense ``K(p+1)`` Hessian costing seconds per iteration) whose mean log-loss
-is within ``1e-8`` (relative) of a tightly converged reference; the ratio is against the fastest of them. ``--threads 1`` runs
-every library on one thread (Numba, BLAS and OpenMP), which is the robust figure on a
-shared 2-vCPU machine.
+is within ``1e-8`` (relative) of a tightly converged reference; the ratio is against
+the fastest of them. ``--threads 1`` runs every library on one thread (Numba, BLAS and
+OpenMP), which is the robust figure on a shared 2-vCPU machine.
 """
 import warnings
 
