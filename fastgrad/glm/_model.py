@@ -20,6 +20,7 @@ _DEFAULT_MAX_ITER = {"cd": 1000, "fista": 10000, "ista": 10000, "newton": 100, "
                      "gd": 10000, "momentum": 10000, "sgd": 100, "adagrad": 100, "adam": 100}
 _NEWTON_MAX_P = 1000
 _PRESOLVE_MIN_N = 100_000
+_COL_DOTS_SERIAL_FACTOR = 8
 
 
 # ---------------------------------------------------------------------------
@@ -302,7 +303,10 @@ class _Problem:
         out = np.empty(cols.shape[0])
         from .._threads import threads_for
         nnz = self.csc.nnz if self.sparse else self.n
-        with _dynamic_chunks(), threads_for(nnz * cols.shape[0] // (self.p if self.sparse else 1)):
+        # memory-bound and short: a parallel launch pays off only on large passes (a
+        # descheduled thread on a loaded machine costs a whole time slice, ~4 ms)
+        work = nnz * cols.shape[0] // (self.p if self.sparse else 1)
+        with _dynamic_chunks(), threads_for(work // _COL_DOTS_SERIAL_FACTOR):
             if self.sparse:
                 A = self.csc
                 self.K.glm_col_dots_csc(A.data, A.indices, A.indptr, r, cols, out)

@@ -285,7 +285,7 @@ def _penalty(coef, l1, l2):
     return l1 * a + 0.5 * l2 * b
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FM)
 def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
              fit_intercept, coef, intercept, max_iter, tol, history):
     """Proximal-Newton coordinate descent (glmnet's IRLS-CD) on dense or CSC X.
@@ -308,6 +308,7 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
     g = np.empty(n)
     v = np.empty(n)
     dts = np.empty(n)
+    rr = np.empty(n)  # g + v * dts: the model's per-sample gradient, kept in step with dts
     hx2 = np.empty(p)
     a = np.zeros(p)
     beta = coef.copy()
@@ -348,6 +349,7 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
             V += v[i]
             G += g[i]
             dts[i] = 0.0
+            rr[i] = g[i]
         F = fl + _penalty(coef, l1, l2)
         if outer == 0:
             history[0] = F
@@ -399,10 +401,10 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
                 if sparse:
                     for q in range(indptr[j], indptr[j + 1]):
                         r = indices[q]
-                        s += data[q] * (g[r] + v[r] * dts[r])
+                        s += data[q] * rr[r]
                 else:
                     for i in range(n):
-                        s += X[i, j] * (g[i] + v[i] * dts[i])
+                        s += X[i, j] * rr[i]
                 b = beta[j]
                 # grad of the model in beta_j includes the ridge term at beta
                 bn = _soft(H * b - s, l1) / den
@@ -411,10 +413,15 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
                     beta[j] = bn
                     if sparse:
                         for q in range(indptr[j], indptr[j + 1]):
-                            dts[indices[q]] += data[q] * delta
+                            r = indices[q]
+                            dq = data[q] * delta
+                            dts[r] += dq
+                            rr[r] += v[r] * dq
                     else:
                         for i in range(n):
-                            dts[i] += X[i, j] * delta
+                            dq = X[i, j] * delta
+                            dts[i] += dq
+                            rr[i] += v[i] * dq
                     if center:
                         dc -= delta * a[j] / V
                     ch = den * delta * delta
@@ -444,7 +451,7 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
                 for jj in range(n_active):
                     snaps[n_snap, jj] = beta[active[jj]]
                 if n_snap == anderson:
-                    dc = _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, a, V,
+                    dc = _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, rr, a, V,
                                         center, dc, beta, active, n_active, snaps, anderson,
                                         l1, l2, work)
                     n_snap = 0
@@ -505,18 +512,19 @@ def _cd_core(X, data, indices, indptr, sparse, n, y, sw, loss, lam, l1_ratio,
 ANDERSON_M = 5
 
 
-@njit(cache=True)
-def _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, a, V, center, dc, beta,
+@njit(cache=True, fastmath=_FM)
+def _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, rr, a, V, center, dc, beta,
                    active, na, snaps, m, l1, l2, work):
     """Anderson extrapolation of the active-set CD iterates (Bertrand & Massias 2021).
 
     ``snaps[0..m]`` hold ``m + 1`` successive sweeps' ``beta[active]``. With the
     differences ``U_k = snaps[k+1] - snaps[k]``, ``z = (U U')^-1 1`` and
     ``c = z / sum(z)``, the extrapolated point is ``sum_k c_k snaps[k+1]``. It is
-    taken (``beta``, ``dts = X(beta - coef)`` and the model intercept step ``dc``
-    updated) only if it lowers the CD model ``sum_i g_i u_i + v_i u_i^2 / 2 + pen``
-    (``u = dts + dc``), so every accepted step is a descent step of the same
-    strictly convex model and CD's convergence is unaffected. Returns ``dc``.
+    taken (``beta``, ``dts = X(beta - coef)``, ``rr = g + v dts`` and the model
+    intercept step ``dc`` updated) only if it lowers the CD model
+    ``sum_i g_i u_i + v_i u_i^2 / 2 + pen`` (``u = dts + dc``), so every accepted step
+    is a descent step of the same strictly convex model and CD's convergence is
+    unaffected. Returns ``dc``.
     """
     # Gram of the differences (m x m) and a small Gaussian elimination
     C = np.zeros((m, m))
@@ -597,6 +605,7 @@ def _anderson_step(X, data, indices, indptr, sparse, n, g, v, dts, a, V, center,
         return dc
     for i in range(n):
         dts[i] += work[i]
+        rr[i] += v[i] * work[i]
     for jj in range(na):
         beta[active[jj]] = snaps[0, jj]
     return dc_new
@@ -648,7 +657,10 @@ def glm_cd(X, y, sw, loss, lam, l1_ratio, fit_intercept, coef, intercept, max_it
     empty_f = np.empty(0)
     empty_i = np.empty(0, dtype=np.int64)
     c = intercept if fit_intercept else 0.0
-    return _cd_core(X, empty_f, empty_i, empty_i, False, X.shape[0], y, sw, loss,
+    # one specialisation of the core: X typed Fortran-ordered (an (n, 1) slice is typed C
+    # and is copied; a Fortran X is used as is) and the flag a plain bool, not a literal
+    return _cd_core(np.asfortranarray(X), empty_f, empty_i, empty_i, bool(np.int64(0)),
+                    X.shape[0], y, sw, loss,
                     lam, l1_ratio, fit_intercept, coef, c, max_iter, tol, history)
 
 
@@ -660,9 +672,10 @@ def glm_cd_csc(data, indices, indptr, n, y, sw, loss, lam, l1_ratio, fit_interce
 
     Each coordinate step costs ``O(nnz)`` of its column.
     """
-    X = np.empty((0, 0))
+    X = np.asfortranarray(np.empty((0, 0)))
     c = intercept if fit_intercept else 0.0
-    return _cd_core(X, data, indices.astype(np.int64), indptr.astype(np.int64), True, n,
+    return _cd_core(X, data, indices.astype(np.int64), indptr.astype(np.int64),
+                    bool(np.int64(1)), n,
                     y, sw, loss, lam, l1_ratio, fit_intercept, coef, c, max_iter, tol,
                     history)
 
@@ -713,20 +726,21 @@ def glm_cd_gram(G, b, lam, l1_ratio, coef, max_iter, tol, history):
     n_inner = 0
     while n_iter < max_iter:
         # full sweep
-        maxch = _gram_sweep(G, grad, coef, l1, l2, active, p, True)
+        # plain (non-literal) flag and count: one specialisation of _gram_sweep
+        maxch = _gram_sweep(G, grad, coef, l1, l2, active, p, bool(np.int64(1)))
         n_iter += 1
         history[n_iter] = _gram_obj(grad, b, coef, l1, l2)
         if maxch <= tol:
             converged = True
             break
-        na = 0
+        na = np.int64(0)
         for j in range(p):
             if coef[j] != 0.0:
                 active[na] = j
                 na += 1
         while n_inner < 1000 * max(1, max_iter):
             n_inner += 1
-            if _gram_sweep(G, grad, coef, l1, l2, active, na, False) <= tol:
+            if _gram_sweep(G, grad, coef, l1, l2, active, na, bool(np.int64(0))) <= tol:
                 break
     return n_iter, converged
 

@@ -51,6 +51,12 @@ _TILE = 64                   # rows per tile in the dense Hessian
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
+# Flags passed from one jitted function to another as the constants True / False are
+# typed Literal[bool] and make the callee compile once per value; ``bool(np.int64(v))``
+# is an ordinary bool, so each core compiles once (issue 14: the first fit compiled
+# _loss_grad_core four times).
+
+
 # --------------------------------------------------------------------------- helpers
 
 @njit(cache=True, inline="always")
@@ -261,7 +267,8 @@ def multinomial_loss(X, y, coef, intercept, sample_weight):
     """
     e = np.empty(0)
     ei = np.empty(0, dtype=np.int64)
-    return _loss_grad_core(True, False, X, e, ei, ei, y, coef, intercept, sample_weight)[0]
+    return _loss_grad_core(bool(np.int64(1)), bool(np.int64(0)), np.ascontiguousarray(X), e, ei,
+                           ei, y, coef, intercept, sample_weight)[0]
 
 
 @njit(cache=True)
@@ -280,7 +287,8 @@ def multinomial_loss_grad(X, y, coef, intercept, sample_weight):
     """
     e = np.empty(0)
     ei = np.empty(0, dtype=np.int64)
-    return _loss_grad_core(True, True, X, e, ei, ei, y, coef, intercept, sample_weight)
+    return _loss_grad_core(bool(np.int64(1)), bool(np.int64(1)), np.ascontiguousarray(X), e, ei,
+                           ei, y, coef, intercept, sample_weight)
 
 
 @njit(cache=True)
@@ -288,7 +296,8 @@ def multinomial_proba(X, coef, intercept):
     """Class probabilities, shape ``(n, K)`` (last column: the reference class)."""
     e = np.empty(0)
     ei = np.empty(0, dtype=np.int64)
-    return _proba_core(True, X, e, ei, ei, X.shape[0], coef, intercept)
+    return _proba_core(bool(np.int64(1)), np.ascontiguousarray(X), e, ei, ei, X.shape[0], coef,
+                       intercept)
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
@@ -358,7 +367,8 @@ def multinomial_loss_csr(data, indices, indptr, y, coef, intercept, sample_weigh
     """As :func:`multinomial_loss` for a CSR matrix ``(data, indices, indptr)``
     with ``coef.shape[1]`` columns."""
     e = np.empty((0, 0))
-    return _loss_grad_core(False, False, e, data, indices, indptr, y, coef, intercept,
+    return _loss_grad_core(bool(np.int64(0)), bool(np.int64(0)), e, data, indices, indptr, y,
+                           coef, intercept,
                            sample_weight)[0]
 
 
@@ -367,7 +377,8 @@ def multinomial_loss_grad_csr(data, indices, indptr, y, coef, intercept, sample_
     """As :func:`multinomial_loss_grad` for a CSR matrix ``(data, indices, indptr)``
     with ``coef.shape[1]`` columns."""
     e = np.empty((0, 0))
-    return _loss_grad_core(False, True, e, data, indices, indptr, y, coef, intercept,
+    return _loss_grad_core(bool(np.int64(0)), bool(np.int64(1)), e, data, indices, indptr, y,
+                           coef, intercept,
                            sample_weight)
 
 
@@ -375,7 +386,8 @@ def multinomial_loss_grad_csr(data, indices, indptr, y, coef, intercept, sample_
 def multinomial_proba_csr(data, indices, indptr, coef, intercept):
     """As :func:`multinomial_proba` for a CSR matrix ``(data, indices, indptr)``."""
     e = np.empty((0, 0))
-    return _proba_core(False, e, data, indices, indptr, indptr.shape[0] - 1, coef, intercept)
+    return _proba_core(bool(np.int64(0)), e, data, indices, indptr, indptr.shape[0] - 1, coef,
+                       intercept)
 
 
 @njit(cache=True, parallel=True)

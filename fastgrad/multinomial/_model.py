@@ -17,6 +17,8 @@ _NEWTON_MAX_DIM = 1500   # solver="auto": Newton up to this many parameters
 _SATURATION = 30.0       # log-odds beyond which separation is suspected during a fit
 _SATURATION_FINAL = 15.0  # ... and checked after a Newton fit whose steps did not shrink
 _SATURATION_LBFGS = 25.0  # ... and after an L-BFGS fit
+_SUBSAMPLE_DP = 0.1      # Newton: sub-sampled Hessians while max |dP| per step exceeds this
+_SUBSAMPLE_MIN_PER_PARAM = 20  # ... from at least this many rows per parameter
 
 
 class PerfectSeparationWarning(ConvergenceWarning):
@@ -183,15 +185,53 @@ class _Problem:
         return loss
 
     def hess(self, theta):
+        """Hessian at ``theta``.
+
+        During a Newton fit (``self._hess_cache`` set by :func:`fit`), far from
+        the optimum -- the first Hessian, and the second while some class
+        probability still moved by more than ``_SUBSAMPLE_DP`` -- the Hessian is the
+        mean over a fixed random quarter (then half) of the rows, if that is at
+        least ``_SUBSAMPLE_MIN_PER_PARAM`` rows per parameter. The optimum does not
+        change (gradient and line search are exact; only early search directions
+        are approximate) and the last iterations, which set the final accuracy, are
+        exact Newton steps. (Re-using a Hessian near the optimum, chord-Newton, was
+        tried and dropped: its last step no longer squares the error.)
+        """
         from ..kernels import multinomial as kern
         coef, intercept = self.split(theta)
         d = self.d
         P = d.proba(coef, intercept)
+        cache = getattr(self, "_hess_cache", None)
+        if cache is None:
+            return self._hess_at(kern, d, P, None)
+        dp = np.inf if cache["P"] is None else float(np.max(np.abs(P - cache["P"])))
+        k = cache["n_computed"]
+        frac = 4 if k == 0 else (2 if k == 1 and dp > _SUBSAMPLE_DP else 1)
+        m = d.n // frac
+        rows = None
+        if frac > 1 and m >= _SUBSAMPLE_MIN_PER_PARAM * self.km1 * self.q:
+            rows = np.sort(np.random.default_rng(0).permutation(d.n)[:m])
+        cache.update(P=P, n_computed=k + 1, rows=cache["rows"] + (d.n if rows is None else m))
+        return self._hess_at(kern, d, P, rows)
+
+    def _hess_at(self, kern, d, P, rows):
+        """Hessian from the probabilities ``P``, over the rows ``rows`` (all if None)."""
+        w = self.w
+        if rows is not None:
+            P, w = np.ascontiguousarray(P[rows]), np.ascontiguousarray(w[rows])
         if d.sparse:
-            H = kern.multinomial_hessian_csr(d.data, d.indices, d.indptr, d.p, P, self.w,
+            if rows is None:
+                data, indices, indptr = d.data, d.indices, d.indptr
+            else:
+                S = d.csr[rows]
+                data = np.ascontiguousarray(S.data)
+                indices = np.ascontiguousarray(S.indices, dtype=np.int64)
+                indptr = np.ascontiguousarray(S.indptr, dtype=np.int64)
+            H = kern.multinomial_hessian_csr(data, indices, indptr, d.p, P, w,
                                              self.fit_intercept)
         else:
-            H = kern.multinomial_hessian(d.dense, P, self.w, self.fit_intercept)
+            X = d.dense if rows is None else np.ascontiguousarray(d.dense[rows])
+            H = kern.multinomial_hessian(X, P, w, self.fit_intercept)
         if self.lam:
             idx = (np.arange(self.km1)[:, None] * self.q + np.arange(self.p)[None, :]).ravel()
             H[idx, idx] += self.lam
@@ -365,7 +405,7 @@ def _setup(X, y, lam, fit_intercept, sample_weight, classes=None):
     return _Problem(design, codes, w, len(classes), lam, bool(fit_intercept)), classes
 
 
-def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=None,
+def fit(X, y, *, lam=0.0, fit_intercept=True, solver="auto", sample_weight=None,
         max_iter=None, tol=None, gtol=None, check_separation=True, verbose=False,
         callback=None, warm_start=None, client=None):
     """Fit a multinomial logistic regression with an optional L2 penalty.
@@ -383,10 +423,12 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
     lam : float, default=0.0
         L2 penalty ``(lam/2) ||coef||^2`` (intercepts not penalised).
     fit_intercept : bool, default=True
-    solver : {"newton", "lbfgs", "auto"}, default="newton"
-        Damped Newton (dense ``(K-1)(p+1)`` Hessian, Cholesky solve) or
+    solver : {"auto", "newton", "lbfgs"}, default="auto"
+        Damped Newton (dense ``(K-1)(p+1)`` Hessian, Cholesky solve; the first
+        one or two Hessians from a random quarter / half of the rows) or
         L-BFGS (for large ``p``); ``"auto"`` picks Newton when there are at
-        most 1500 parameters.
+        most 1500 parameters (a Hessian costs ``n ((K-1)(p+1))^2 / 2``, so
+        beyond that L-BFGS's passes over X are cheaper).
     sample_weight : array-like of shape (n,), optional
         Non-negative row weights (normalised to sum to ``n``).
     max_iter : int, optional
@@ -510,6 +552,7 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
     with warnings.catch_warnings(record=True) as caught, threads_for(work), serial_blas():
         warnings.simplefilter("always", ConvergenceWarning)
         if solver == "newton":
+            prob._hess_cache = {"P": None, "n_computed": 0, "rows": 0}
             res = newton(prob.fun, theta0, hess=prob.hess,
                          max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
                          name=name)
@@ -543,6 +586,11 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sample_weight=Non
     coef, intercept = prob.split(res.x)
     loss = prob.loss(coef, intercept)
     info = dict(res.info, separation_check=state["how"])
+    cache = getattr(prob, "_hess_cache", None)
+    if cache is not None:
+        info["n_hessians"] = cache["n_computed"]
+        info["hessian_rows"] = cache["rows"]
+        prob._hess_cache = None
     return MultinomialResult(coef=coef.copy(), intercept=intercept.copy(), classes=classes,
                              lam=prob.lam, fit_intercept=prob.fit_intercept,
                              objective=float(res.objective), loss=float(loss),
