@@ -266,86 +266,58 @@ def mf_rating_loss_grad(r, mu, bu_u, bi_i, p, q, reg, reg_bias, grad_p, grad_q):
 
 @njit(cache=True, inline="always", fastmath=_FASTMATH)
 def _sgd_update(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias, upd_u, upd_i):
-    """One SGD step on rating (u, i, r); returns the squared error before the step."""
+    """One SGD step on rating (u, i, r); returns the squared error before the step.
+
+    Works in the parameters' dtype (float32 or float64): the dot product and the
+    row updates run in it, with the step scalars cast to it once (a float64 scalar
+    would promote every float32 lane); the error ``e`` and the returned ``e^2``
+    are float64.
+    """
     k = P.shape[1]
-    dot = 0.0
+    ft = P.dtype.type
+    p = P[u]                                  # row views: no 2-D index arithmetic inside
+    q = Q[i]
+    dot = ft(0.0)
     for f in range(k):
-        dot += P[u, f] * Q[i, f]
+        dot += p[f] * q[f]
     e = r - (mu + bu[u] + bi[i] + dot)
     # p += lr (e q - reg p)  ==  (1 - lr reg) p + (lr e) q
-    shrink = 1.0 - lr * reg
-    le = lr * e
+    shrink = ft(1.0 - lr * reg)
+    le = ft(lr * e)
+    bt = bu.dtype.type
+    lb = bt(lr)
+    rb = bt(reg_bias)
+    eb = bt(e)
     if upd_u and upd_i:
-        bu[u] += lr * (e - reg_bias * bu[u])
-        bi[i] += lr * (e - reg_bias * bi[i])
+        bu[u] += lb * (eb - rb * bu[u])
+        bi[i] += lb * (eb - rb * bi[i])
         for f in range(k):
-            pf = P[u, f]
-            qf = Q[i, f]
-            P[u, f] = shrink * pf + le * qf
-            Q[i, f] = shrink * qf + le * pf
+            pf = p[f]
+            qf = q[f]
+            p[f] = shrink * pf + le * qf
+            q[f] = shrink * qf + le * pf
     elif upd_u:
-        bu[u] += lr * (e - reg_bias * bu[u])
+        bu[u] += lb * (eb - rb * bu[u])
         for f in range(k):
-            P[u, f] = shrink * P[u, f] + le * Q[i, f]
+            p[f] = shrink * p[f] + le * q[f]
     elif upd_i:
-        bi[i] += lr * (e - reg_bias * bi[i])
+        bi[i] += lb * (eb - rb * bi[i])
         for f in range(k):
-            Q[i, f] = shrink * Q[i, f] + le * P[u, f]
+            q[f] = shrink * q[f] + le * p[f]
     return e * e
 
 
 @njit(cache=True, inline="always", fastmath=_FASTMATH)
-def _sgd_pair(u1, i1, r1, u2, i2, r2, mu, bu, bi, P, Q, lr, reg, reg_bias):
-    """Steps on two ratings with distinct users AND distinct items, interleaved.
-
-    The two steps touch disjoint rows, so doing them together is exactly the
-    same as doing them one after the other; interleaving only hides latency.
-    """
-    k = P.shape[1]
-    d1 = 0.0
-    d2 = 0.0
-    for f in range(k):
-        d1 += P[u1, f] * Q[i1, f]
-        d2 += P[u2, f] * Q[i2, f]
-    e1 = r1 - (mu + bu[u1] + bi[i1] + d1)
-    e2 = r2 - (mu + bu[u2] + bi[i2] + d2)
-    bu[u1] += lr * (e1 - reg_bias * bu[u1])
-    bi[i1] += lr * (e1 - reg_bias * bi[i1])
-    bu[u2] += lr * (e2 - reg_bias * bu[u2])
-    bi[i2] += lr * (e2 - reg_bias * bi[i2])
-    shrink = 1.0 - lr * reg
-    l1 = lr * e1
-    l2 = lr * e2
-    for f in range(k):
-        p1 = P[u1, f]
-        q1 = Q[i1, f]
-        p2 = P[u2, f]
-        q2 = Q[i2, f]
-        P[u1, f] = shrink * p1 + l1 * q1
-        Q[i1, f] = shrink * q1 + l1 * p1
-        P[u2, f] = shrink * p2 + l2 * q2
-        Q[i2, f] = shrink * q2 + l2 * p2
-    return e1 * e1 + e2 * e2
-
-
-@njit(cache=True, inline="always", fastmath=_FASTMATH)
 def _sgd_range(users, items, ratings, lo, hi, mu, bu, bi, P, Q, lr, reg, reg_bias):
-    """SGD steps on ratings ``lo..hi-1`` in order; returns the running SSE.
+    """SGD steps on ratings ``lo..hi-1`` in order; returns the running SSE (float64).
 
-    Consecutive ratings that share neither user nor item are processed as a
-    pair (:func:`_sgd_pair`), which gives the same result as one at a time.
+    (Interleaving pairs of ratings with distinct rows, tried before, no longer paid
+    once the inner loops work on row views.)
     """
     sse = 0.0
-    t = lo
-    while t < hi:
-        if t + 1 < hi and users[t] != users[t + 1] and items[t] != items[t + 1]:
-            sse += _sgd_pair(users[t], items[t], ratings[t], users[t + 1], items[t + 1],
-                             ratings[t + 1], mu, bu, bi, P, Q, lr, reg, reg_bias)
-            t += 2
-        else:
-            sse += _sgd_update(users[t], items[t], ratings[t], mu, bu, bi, P, Q,
-                               lr, reg, reg_bias, True, True)
-            t += 1
+    for t in range(lo, hi):
+        sse += _sgd_update(users[t], items[t], ratings[t], mu, bu, bi, P, Q,
+                           lr, reg, reg_bias, True, True)
     return sse
 
 
