@@ -612,6 +612,34 @@ def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
     return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
 
 
+# ----------------------------------------------------------------------------- ids
+@njit(cache=True)
+def _compact_codes(values, hi):
+    """Distinct values of a non-negative int array with max ``hi`` (increasing), the row of
+    every value (int32) and the count of every row: one counting pass and one lookup pass."""
+    cnt = np.zeros(hi + 1, dtype=np.int64)
+    for t in range(values.shape[0]):
+        cnt[values[t]] += 1
+    row = np.empty(hi + 1, dtype=np.int32)
+    m = 0
+    for v in range(hi + 1):
+        if cnt[v] > 0:
+            row[v] = m
+            m += 1
+    ids = np.empty(m, dtype=np.int64)
+    counts = np.empty(m, dtype=np.int64)
+    m = 0
+    for v in range(hi + 1):
+        if cnt[v] > 0:
+            ids[m] = v
+            counts[m] = cnt[v]
+            m += 1
+    codes = np.empty(values.shape[0], dtype=np.int32)
+    for t in range(values.shape[0]):
+        codes[t] = row[values[t]]
+    return ids, codes, counts
+
+
 # ----------------------------------------------------------------------------- predict
 @njit(cache=True, inline="always", fastmath=_FASTMATH)
 def _predict_one(u, i, mu, bu, bi, P, Q, lo, hi):
@@ -621,8 +649,12 @@ def _predict_one(u, i, mu, bu, bi, P, Q, lo, hi):
     if i >= 0:
         r += bi[i]
         if u >= 0:
+            p = P[u]
+            q = Q[i]
+            dot = 0.0                                  # float64 accumulation for any dtype
             for f in range(P.shape[1]):
-                r += P[u, f] * Q[i, f]
+                dot += p[f] * q[f]
+            r += dot
     if r < lo:
         r = lo
     elif r > hi:

@@ -24,11 +24,16 @@ class _IdIndex:
     def __init__(self, ids):
         self.ids = ids
         self._dict = None
-        self._sorter = None
-        if ids.dtype.kind in "iufbUS":
-            self._sorter = np.argsort(ids, kind="stable")
-        else:
+        self._srt = None                     # (sorted ids, sorter), built on the first lookup
+        if ids.dtype.kind not in "iufbUS":
             self._dict = {v: k for k, v in enumerate(ids.tolist())}
+
+    @property
+    def _sorted(self):
+        if self._srt is None:
+            sorter = np.argsort(self.ids, kind="stable")
+            self._srt = self.ids[sorter], sorter
+        return self._srt
 
     def __len__(self):
         return len(self.ids)
@@ -38,6 +43,20 @@ class _IdIndex:
         """Index of the distinct ``values`` and the row of every value."""
         ids, codes = _factorize(values)
         return cls(ids), codes
+
+    @classmethod
+    def build_counted(cls, values):
+        """Index of the distinct ``values``, the row of every value (int32) and the number of
+        values in every row; compact non-negative int ids take one compiled two-pass route."""
+        n = values.shape[0]
+        if values.dtype.kind in "iu" and n:
+            lo, hi = int(values.min()), int(values.max())
+            if lo >= 0 and hi <= 4 * n + 1_000_000:
+                from ..kernels.mf import _compact_codes
+                ids, codes, counts = _compact_codes(values, hi)
+                return cls(ids.astype(values.dtype)), codes, counts
+        index, codes = cls.build(values)
+        return index, codes.astype(np.int32), np.bincount(codes, minlength=len(index))
 
     def lookup(self, values):
         """Row of every value, ``-1`` where unknown."""
@@ -50,11 +69,11 @@ class _IdIndex:
             return np.fromiter((d.get(v, -1) for v in values.tolist()), dtype=np.int64, count=n)
         if (values.dtype.kind in "US") != (self.ids.dtype.kind in "US"):
             return np.full(n, -1, dtype=np.int64)        # strings vs numbers: nothing matches
-        srt = self.ids[self._sorter]
+        srt, sorter = self._sorted
         pos = np.searchsorted(srt, values)
         pos = np.minimum(pos, len(srt) - 1)
         found = srt[pos] == values
-        return np.where(found, self._sorter[pos], -1).astype(np.int64)
+        return np.where(found, sorter[pos], -1).astype(np.int64)
 
     def extend(self, values):
         """Append unseen values; return ``(new_index, rows of values)``."""
@@ -567,9 +586,28 @@ def _init_factors(seed, n_users, n_items, n_factors, std, n_threads, dtype=np.fl
     rows the next ones), the same for any thread count; drawn in float64, stored in ``dtype``."""
     from ..kernels.mf import mf_normal_rows
     PQ = np.empty((n_users + n_items, n_factors), dtype=dtype)
-    with _numba_threads(n_threads):
+    with _numba_threads(_threads_for(PQ.size, n_threads, _SMALL_DRAWS)):
         mf_normal_rows(PQ, seed, 0, 0.0, std)        # one parallel region for both
     return PQ[:n_users], PQ[n_users:]
+
+
+# Below these sizes a parallel kernel runs on one thread: it takes well under a millisecond
+# serially, less than waking the other threads costs on a busy machine (on this 2-vCPU box,
+# shared, 2 threads turned the 0.5 ms draw of ML-100k's initial factors into 4-6 ms). The
+# kernels give the same numbers on any thread count, so this changes timings only.
+_SMALL_DRAWS = 1 << 19            # normal draws (ziggurat: ~2 ns each)
+_SMALL_DOTS = 1 << 23             # rating x factor products of an error pass
+
+
+def _threads_for(work, n_threads, small):
+    return 1 if work < small else n_threads
+
+
+def _error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi, n_threads):
+    """:func:`~fastgrad.kernels.mf.mf_error_sums`, on one thread for a small pass."""
+    from ..kernels.mf import mf_error_sums
+    with _numba_threads(_threads_for(ratings.shape[0] * P.shape[1], n_threads, _SMALL_DOTS)):
+        return mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi)
 
 
 def _check_diverged(sse, epoch, lr):
@@ -878,7 +916,6 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         Bad hyper-parameters, empty or non-finite data, inconsistent lengths,
         or divergence (non-finite loss: decrease ``lr``).
     """
-    from ..kernels.mf import mf_error_sums
     t_start = time.perf_counter()
     n_factors = check_scalar(n_factors, "n_factors", kind="int", lo=1)
     n_epochs = check_scalar(n_epochs, "n_epochs", kind="int", lo=0)
@@ -902,13 +939,9 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     n = r.shape[0]
     if n == 0:
         raise ValueError("ratings must not be empty")
-    user_index, uu = _IdIndex.build(u)
-    item_index, ii = _IdIndex.build(i)
+    user_index, uu, cu = _IdIndex.build_counted(u)      # int32 rows and ratings per row
+    item_index, ii, ci = _IdIndex.build_counted(i)
     nu, ni = len(user_index), len(item_index)
-    cu = np.bincount(uu, minlength=nu)          # ratings per row (on the int64 codes: no cast)
-    ci = np.bincount(ii, minlength=ni)
-    uu = uu.astype(np.int32)
-    ii = ii.astype(np.int32)
     rng = check_random_state(random_state)
 
     mu = float(r.mean())
@@ -957,14 +990,14 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
             sse = trainer.epoch(mu, *work, lr_e, reg, reg_bias)
             _check_diverged(sse, ep + 1, lr_e)
             if train_metrics == "exact":
-                sse, _ = mf_error_sums(uu_w, ii_w, r, mu, *work, -np.inf, np.inf)
+                sse, _ = _error_sums(uu_w, ii_w, r, mu, *work, -np.inf, np.inf, n_threads)
             obj = (sse + frame.penalty(work, cu, ci, reg, reg_bias)) / n
             history.append(obj)
             train_rmse.append(math.sqrt(sse / n))
             lrs.append(lr_e)
             vr_e = None
             if val is not None:
-                vsse, _ = mf_error_sums(val[0], val[1], val[2], mu, *work, lo, hi)
+                vsse, _ = _error_sums(val[0], val[1], val[2], mu, *work, lo, hi, n_threads)
                 vr_e = math.sqrt(vsse / val[2].shape[0])
                 val_rmse.append(vr_e)
             progress.update(ep + 1, train_rmse[-1], vr_e)
@@ -1003,12 +1036,12 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         converged = n_iter >= 2 and abs(history[-2] - history[-1]) <= tol * max(1.0, abs(history[-2]))
     if frame.identity:
         frame.scatter(work, bu, bi, P, Q)
-        sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf)
+        sse, _ = _error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf, n_threads)
     else:
         # on the trainer's block-ordered triples: rows are reused from cache (3.0 s -> 0.3 s
         # for 20M ratings); the sum differs from the original-order one by rounding only
-        sse, _ = mf_error_sums(trainer.users, trainer.items, trainer.ratings, mu, *work,
-                               -np.inf, np.inf)
+        sse, _ = _error_sums(trainer.users, trainer.items, trainer.ratings, mu, *work,
+                             -np.inf, np.inf, n_threads)
         frame.scatter(work, bu, bi, P, Q)
     model.objective = (sse + _penalty(model, cu, ci)) / n
     model.n_iter = n_iter
