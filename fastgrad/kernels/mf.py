@@ -498,7 +498,7 @@ def _cells(users, items, user_block, item_block, n_blocks):
     n = users.shape[0]
     nc = n_blocks * n_blocks
     ptr = np.zeros(nc + 1, dtype=np.int64)
-    cell = np.empty(n, dtype=np.int64)
+    cell = np.empty(n, dtype=np.int32)                 # B * B < 2**31 cells; half the memory
     for t in range(n):
         c = user_block[users[t]] * n_blocks + item_block[items[t]]
         cell[t] = c
