@@ -96,3 +96,25 @@ class MFFit(_ThreadsParam):
     def track_rmse_after_fit(self, n_threads):
         m = mf.fit(self.u, self.i, self.r, n_epochs=5, n_threads=n_threads, random_state=0)
         return m.rmse(self.u, self.i, self.r)
+
+
+class MFFitML100k:
+    """Whole ``mf.fit`` on 80,000 ML-100k-shaped ratings (100 factors, 20 epochs), float64 and float32."""
+
+    params = ([1, 2], ["float64", "float32"])
+    param_names = ["n_threads", "dtype"]
+    timeout = 120
+
+    def setup(self, n_threads, dtype):
+        if n_threads > numba.config.NUMBA_NUM_THREADS:
+            raise NotImplementedError("not enough threads")
+        u, i, r = _data()
+        keep = np.random.default_rng(1).random(r.size) >= 0.2
+        self.u, self.i, self.r = u[keep], i[keep], r[keep]
+        mf.fit(self.u, self.i, self.r, n_epochs=1, n_threads=n_threads, random_state=0, dtype=dtype)
+
+    def time_fit(self, n_threads, dtype):
+        mf.fit(self.u, self.i, self.r, n_threads=n_threads, random_state=0, dtype=dtype)
+
+    def time_fit_fixed_cost(self, n_threads, dtype):
+        mf.fit(self.u, self.i, self.r, n_epochs=0, n_threads=n_threads, random_state=0, dtype=dtype)

@@ -558,7 +558,7 @@ def _order_by_block(block, n_blocks):
     return order, new
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
     """Ratings grouped by cell, on rows relabelled so that every block's rows are contiguous.
 
@@ -597,18 +597,45 @@ def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
     n = users.shape[0]
     user_order, user_new = _order_by_block(user_block, n_blocks)
     item_order, item_new = _order_by_block(item_block, n_blocks)
-    ptr, cell = _cells(users, items, user_block, item_block, n_blocks)
-    fill = ptr[:-1].copy()
+    # Parallel stable counting sort: the ratings are cut into a fixed number of chunks;
+    # every chunk counts its ratings per cell, the chunk-major prefix sums give each
+    # (cell, chunk) its slot range, and the chunks then scatter in parallel. Cell c holds
+    # chunk 0's ratings of c, then chunk 1's, ...: the original relative order, exactly
+    # as a serial pass (and independent of the thread count).
+    nc = n_blocks * n_blocks
+    nch = min(_N_CHUNKS, max(n // 65536, 1))
+    cnt = np.zeros((nch, nc), dtype=np.int64)
+    cell = np.empty(n, dtype=np.int32)
+    for h in prange(nch):
+        a = (n * h) // nch
+        z = (n * (h + 1)) // nch
+        for t in range(a, z):
+            c = user_block[users[t]] * n_blocks + item_block[items[t]]
+            cell[t] = c
+            cnt[h, c] += 1
+    ptr = np.zeros(nc + 1, dtype=np.int64)
+    pos = 0
+    for c in range(nc):
+        ptr[c] = pos
+        for h in range(nch):
+            k = cnt[h, c]
+            cnt[h, c] = pos                    # now: the first slot of (chunk h, cell c)
+            pos += k
+    ptr[nc] = pos
     users_out = np.empty(n, dtype=np.int32)
     items_out = np.empty(n, dtype=np.int32)
     ratings_out = np.empty_like(ratings)
-    for t in range(n):
-        c = cell[t]
-        k = fill[c]
-        fill[c] = k + 1
-        users_out[k] = user_new[users[t]]
-        items_out[k] = item_new[items[t]]
-        ratings_out[k] = ratings[t]
+    for h in prange(nch):
+        a = (n * h) // nch
+        z = (n * (h + 1)) // nch
+        fill = cnt[h]
+        for t in range(a, z):
+            c = cell[t]
+            k = fill[c]
+            fill[c] = k + 1
+            users_out[k] = user_new[users[t]]
+            items_out[k] = item_new[items[t]]
+            ratings_out[k] = ratings[t]
     return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
 
 

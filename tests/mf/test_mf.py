@@ -199,6 +199,31 @@ def test_block_layout_is_schedule_on_relabelled_rows(rng, B):
     assert np.all(np.diff(ub[got[4]]) >= 0) and np.all(np.diff(ib[got[5]]) >= 0)
 
 
+def test_block_layout_in_parallel_chunks_equals_a_stable_numpy_sort():
+    """Large enough for several chunks of the parallel counting sort: the layout is a stable
+    sort by cell (NumPy reference), the same on 1 and 2 threads."""
+    rng = np.random.default_rng(3)
+    nu, ni, n, B = 500, 400, 300_000, 5
+    users = rng.integers(0, nu, n).astype(np.int32)
+    items = rng.integers(0, ni, n).astype(np.int32)
+    r = rng.uniform(1, 5, n)
+    ub, ib = rng.integers(0, B, nu), rng.integers(0, B, ni)
+    perm = np.argsort(ub[users] * B + ib[items], kind="stable")
+    uo, io = np.argsort(ub, kind="stable"), np.argsort(ib, kind="stable")
+    new_u, new_i = np.argsort(uo), np.argsort(io)
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(ub[users] * B + ib[items], minlength=B * B))])
+    want = (ptr, new_u[users[perm]], new_i[items[perm]], r[perm], uo, io, new_u, new_i)
+    saved = numba.get_num_threads()
+    try:
+        for nt in sorted({1, min(2, MAX_THREADS)}):
+            numba.set_num_threads(nt)
+            got = mf_block_layout(users, items, r, ub, ib, B)
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+    finally:
+        numba.set_num_threads(saved)
+
+
 def test_shuffle_is_a_seeded_permutation(rng):
     n = 1000
     a = np.arange(n)
