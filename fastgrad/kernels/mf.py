@@ -42,7 +42,10 @@ by one SplitMix64 stream per row).
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
@@ -65,6 +68,8 @@ _LOW8 = np.uint64(0xFF)
 _ONE = np.uint64(1)
 _INV53 = 1.0 / 9007199254740992.0     # 2**-53
 _N_CHUNKS = 64                        # fixed reduction chunks: thread-count independent
+_PREFETCH_AHEAD = 8                   # SGD: fetch the rows of the rating this many steps ahead
+_PREFETCH_BYTES = 8 << 20             # ... when the factor rows one pass touches exceed this
 
 
 # ----------------------------------------------------------------------------- RNG
@@ -227,6 +232,42 @@ def mf_shuffle_blocks(users, items, ratings, block_ptr, seed):
         _shuffle_range(users, items, ratings, block_ptr[k], block_ptr[k + 1], _cell_seed(seed, k))
 
 
+# ----------------------------------------------------------------------------- prefetch
+@intrinsic
+def _prefetch(typingctx, arr, row, col):
+    """Hint the CPU to load the cache line holding ``arr[row, col]`` (a C-contiguous 2-D
+    array) for reading and writing; no effect on results."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2):
+        return None
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        r = context.cast(builder, args[1], sig.args[1], types.intp)
+        c = context.cast(builder, args[2], sig.args[2], types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [r, c], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        # rw = 1 (the row is written next), locality = 3 (keep in all levels), data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 1), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, row, col), codegen
+
+
+@njit(cache=True, inline="always")
+def _prefetch_row(X, r):
+    """Prefetch every cache line of row ``r`` of ``X``."""
+    k = X.shape[1]
+    step = max(64 // X.itemsize, 1)
+    for f in range(0, k, step):
+        _prefetch(X, r, f)
+    _prefetch(X, r, k - 1)                   # the row need not start on a line boundary
+
+
 # ----------------------------------------------------------------------------- SGD
 @njit(cache=True)
 def mf_rating_loss_grad(r, mu, bu_u, bi_i, p, q, reg, reg_bias, grad_p, grad_q):
@@ -308,14 +349,22 @@ def _sgd_update(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias, upd_u, upd_i):
 
 
 @njit(cache=True, inline="always", fastmath=_FASTMATH)
-def _sgd_range(users, items, ratings, lo, hi, mu, bu, bi, P, Q, lr, reg, reg_bias):
+def _sgd_range(users, items, ratings, lo, hi, mu, bu, bi, P, Q, lr, reg, reg_bias, prefetch):
     """SGD steps on ratings ``lo..hi-1`` in order; returns the running SSE (float64).
 
+    With ``prefetch`` the rows of the rating 8 steps ahead are requested from memory
+    while the current steps run: 2.6x (float64) and 1.9x (float32) faster on 2M ratings
+    of 40k users and items whose factors (16-32 MB) miss the caches, but ~20% slower
+    when they fit (ML-100k), so it is used only above :data:`_PREFETCH_BYTES`.
     (Interleaving pairs of ratings with distinct rows, tried before, no longer paid
     once the inner loops work on row views.)
     """
     sse = 0.0
+    ahead = hi - _PREFETCH_AHEAD
     for t in range(lo, hi):
+        if prefetch and t < ahead:
+            _prefetch_row(P, users[t + _PREFETCH_AHEAD])
+            _prefetch_row(Q, items[t + _PREFETCH_AHEAD])
         sse += _sgd_update(users[t], items[t], ratings[t], mu, bu, bi, P, Q,
                            lr, reg, reg_bias, True, True)
     return sse
@@ -362,8 +411,9 @@ def mf_sgd_epoch(users, items, ratings, mu, bu, bi, P, Q, lr, reg, reg_bias):
         Sum of squared errors, each taken just before its rating's step
         (a free running estimate of the training SSE).
     """
+    prefetch = (P.size + Q.size) * P.itemsize > _PREFETCH_BYTES
     return _sgd_range(users, items, ratings, 0, ratings.shape[0], mu, bu, bi, P, Q,
-                      lr, reg, reg_bias)
+                      lr, reg, reg_bias, prefetch)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -441,6 +491,7 @@ def mf_sgd_epoch_blocked(users, items, ratings, block_ptr, n_blocks, strata, see
     """
     B = n_blocks
     cell_sse = np.zeros(B * B)
+    prefetch = (P.size + Q.size) * P.itemsize > _PREFETCH_BYTES * B       # rows of one cell
     for t in range(strata.shape[0]):
         s = strata[t]
         for b in prange(B):
@@ -450,7 +501,7 @@ def mf_sgd_epoch_blocked(users, items, ratings, block_ptr, n_blocks, strata, see
             if seed >= 0:
                 _shuffle_range(users, items, ratings, lo, hi, _cell_seed(seed, c))
             cell_sse[c] = _sgd_range(users, items, ratings, lo, hi, mu, bu, bi, P, Q,
-                                     lr, reg, reg_bias)
+                                     lr, reg, reg_bias, prefetch)
     total = 0.0
     for c in range(B * B):
         total += cell_sse[c]

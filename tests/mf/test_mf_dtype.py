@@ -133,3 +133,25 @@ def test_only_the_dtype_used_is_compiled():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_epoch_with_prefetching_matches_reference(dtype):
+    """Factors above the prefetch threshold (8 MiB) take the prefetching loop: same steps."""
+    from fastgrad.kernels.mf import _PREFETCH_BYTES
+    rng = np.random.default_rng(1)
+    nu, ni, n, k = 40_000, 2_000, 3_000, 64
+    assert (nu + ni) * k * np.dtype(dtype).itemsize > _PREFETCH_BYTES
+    u = rng.integers(0, nu, n).astype(np.int32)
+    i = rng.integers(0, ni, n).astype(np.int32)
+    r = rng.uniform(1, 5, n)
+    P0 = rng.normal(0, 0.3, (nu, k)).astype(dtype)
+    Q0 = rng.normal(0, 0.3, (ni, k)).astype(dtype)
+    ref = [np.zeros(nu), np.zeros(ni), P0.astype(np.float64), Q0.astype(np.float64)]
+    sse_ref = _python_epoch(u, i, r, 3.0, *ref, 0.02, 0.05, 0.03)
+    got = [np.zeros(nu, dtype), np.zeros(ni, dtype), P0.copy(), Q0.copy()]
+    sse = mf_sgd_epoch(u, i, r, 3.0, *got, 0.02, 0.05, 0.03)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    assert sse == pytest.approx(sse_ref, rel=max(tol, 1e-10))
+    for x, y in zip(got, ref):
+        np.testing.assert_allclose(x, y, atol=tol)
