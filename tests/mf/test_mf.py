@@ -823,6 +823,12 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert rmse == pytest.approx(model.val_rmse[-1], abs=1e-4)
     assert main(["mf", str(tmp_path / "missing.dat")]) == 1
     assert main(["mf", str(path), "--test-size", "1.5"]) == 1
+    out32 = tmp_path / "out32"
+    assert main(["mf", str(path), "--n-factors", "4", "--n-epochs", "3", "--threads", "1", "--test-size",
+                 "0.2", "--out", str(out32), "--seed", "3", "--dtype", "float32", "--quiet"]) == 0
+    m32 = mf.load(out32 / "mf_model.npz")
+    assert m32.P.dtype == np.float32 and m32.params["dtype"] == "float32"
+    assert abs(m32.val_rmse[-1] - model.val_rmse[-1]) < 0.002
 
 
 def test_verbose_progress_with_and_without_tqdm(sim, capsys, monkeypatch):
