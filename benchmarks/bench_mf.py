@@ -4,6 +4,7 @@ import numpy as np
 
 from fastgrad import mf
 from fastgrad.datasets import make_ratings
+from fastgrad.mf._model import default_n_blocks
 from fastgrad.kernels import (mf_block_layout, mf_error_sums, mf_normal_rows, mf_partition,
                               mf_sgd_epoch, mf_sgd_epoch_blocked, mf_shuffle, mf_shuffle_blocks)
 
@@ -38,7 +39,7 @@ class MFEpoch(_ThreadsParam):
         self.bu, self.bi = np.zeros(nu), np.zeros(ni)
         self.P_init, self.Q_init = np.empty_like(self.P), np.empty_like(self.Q)
         self.mu = float(self.r.mean())
-        self.B = mf.default_n_blocks(n_threads)
+        self.B = default_n_blocks(n_threads)
         ub = mf_partition(np.bincount(self.u, minlength=nu), self.B, rng.permutation(nu))
         ib = mf_partition(np.bincount(self.i, minlength=ni), self.B, rng.permutation(ni))
         # as mf.fit: cells on rows relabelled block by block, parameters in that frame
