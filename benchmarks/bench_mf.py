@@ -4,6 +4,7 @@ import numpy as np
 
 from fastgrad import mf
 from fastgrad.datasets import make_ratings
+from fastgrad.mf._model import default_n_blocks
 from fastgrad.kernels import (mf_block_layout, mf_error_sums, mf_normal_rows, mf_partition,
                               mf_sgd_epoch, mf_sgd_epoch_blocked, mf_shuffle, mf_shuffle_blocks)
 
@@ -38,7 +39,7 @@ class MFEpoch(_ThreadsParam):
         self.bu, self.bi = np.zeros(nu), np.zeros(ni)
         self.P_init, self.Q_init = np.empty_like(self.P), np.empty_like(self.Q)
         self.mu = float(self.r.mean())
-        self.B = mf.default_n_blocks(n_threads)
+        self.B = default_n_blocks(n_threads)
         ub = mf_partition(np.bincount(self.u, minlength=nu), self.B, rng.permutation(nu))
         ib = mf_partition(np.bincount(self.i, minlength=ni), self.B, rng.permutation(ni))
         # as mf.fit: cells on rows relabelled block by block, parameters in that frame
@@ -96,3 +97,25 @@ class MFFit(_ThreadsParam):
     def track_rmse_after_fit(self, n_threads):
         m = mf.fit(self.u, self.i, self.r, n_epochs=5, n_threads=n_threads, random_state=0)
         return m.rmse(self.u, self.i, self.r)
+
+
+class MFFitML100k:
+    """Whole ``mf.fit`` on 80,000 ML-100k-shaped ratings (100 factors, 20 epochs), float64 and float32."""
+
+    params = ([1, 2], ["float64", "float32"])
+    param_names = ["n_threads", "dtype"]
+    timeout = 120
+
+    def setup(self, n_threads, dtype):
+        if n_threads > numba.config.NUMBA_NUM_THREADS:
+            raise NotImplementedError("not enough threads")
+        u, i, r = _data()
+        keep = np.random.default_rng(1).random(r.size) >= 0.2
+        self.u, self.i, self.r = u[keep], i[keep], r[keep]
+        mf.fit(self.u, self.i, self.r, n_epochs=1, n_threads=n_threads, random_state=0, dtype=dtype)
+
+    def time_fit(self, n_threads, dtype):
+        mf.fit(self.u, self.i, self.r, n_threads=n_threads, random_state=0, dtype=dtype)
+
+    def time_fit_fixed_cost(self, n_threads, dtype):
+        mf.fit(self.u, self.i, self.r, n_epochs=0, n_threads=n_threads, random_state=0, dtype=dtype)

@@ -9,7 +9,8 @@ directory (its ``u1.base``/``u1.test`` are used) or to any ratings file
 
 Every library runs with the same hyper-parameters (Surprise ``SVD`` defaults:
 100 factors, 20 epochs, lr 0.005, reg 0.02; ``SVDpp`` defaults: 20 factors,
-lr 0.007, reg 0.02), predictions clipped to (1, 5). Times are whole fits (id
+lr 0.007, reg 0.02), predictions clipped to (1, 5); fastgrad's MF runs with float32 and
+float64 parameters (``dtype``). Times are whole fits (id
 mapping included, data-set objects of the peers built outside the timing), best
 of a few repeats, in this process one after the other. The time per epoch is
 (fit time - fixed cost) / n_epochs, where the fixed cost is the best time of a
@@ -110,24 +111,27 @@ def run(quick=False):
     max_threads = numba.config.NUMBA_NUM_THREADS
     results = {}
     for nt in [t for t in (2, 1) if t <= max_threads]:
-        def fit_ours(epochs=n_epochs, nt=nt):
-            return mf.fit(u, i, r, n_epochs=epochs, rating_scale=(1, 5), random_state=0, n_threads=nt)
-        fit_ours(1)                                                       # compile / load cache
-        t_ours, model = best_of(fit_ours, 3 if quick else 7)
-        t_fixed, _ = best_of(lambda: fit_ours(0), 3 if quick else 15)
-        per_epoch = (t_ours - t_fixed) / n_epochs
-        results[nt] = (t_ours, t_fixed, per_epoch, model.rmse(ut, it, rt), model.params["n_blocks"])
+        for dtype in ("float32", "float64"):
+            def fit_ours(epochs=n_epochs, nt=nt, dtype=dtype):
+                return mf.fit(u, i, r, n_epochs=epochs, rating_scale=(1, 5), random_state=0,
+                              n_threads=nt, dtype=dtype)
+            fit_ours(1)                                                   # compile / load cache
+            t_ours, model = best_of(fit_ours, 3 if quick else 7)
+            t_fixed, _ = best_of(lambda: fit_ours(0), 3 if quick else 15)
+            per_epoch = (t_ours - t_fixed) / n_epochs
+            results[nt, dtype] = (t_ours, t_fixed, per_epoch, model.rmse(ut, it, rt),
+                                  model.params["n_blocks"])
         c = _cornac(u, i, r, ut, it, rt, n_epochs, nt)
         if c is not None:
             t_c, m_c = best_of(c[0], reps)
             peers[f"cornac.MF bias ({nt} thr)"] = (t_c, _rmse(c[1](m_c), rt))
 
-    for nt, (t_ours, t_fixed, per_epoch, rmse, B) in results.items():
+    for (nt, dtype), (t_ours, t_fixed, per_epoch, rmse, B) in results.items():
         for name, (t_peer, rmse_peer) in peers.items():
             if "cornac" in name and f"({nt} thr)" not in name:
                 continue
             rows.append(dict(
-                task=f"MF fit {n_train} ratings, 100 factors, {n_epochs} epochs, {nt} thread(s)",
+                task=f"MF fit {n_train} ratings, 100 factors, {n_epochs} epochs, {nt} thread(s), {dtype}",
                 fastgrad_s=t_ours, peer=name, peer_s=t_peer,
                 note=(f"test RMSE fastgrad {rmse:.4f} vs peer {rmse_peer:.4f} "
                       f"(diff {rmse - rmse_peer:+.4f}); {per_epoch * 1e3:.2f} ms/epoch; "

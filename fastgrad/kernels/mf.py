@@ -42,7 +42,10 @@ by one SplitMix64 stream per row).
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
@@ -65,6 +68,8 @@ _LOW8 = np.uint64(0xFF)
 _ONE = np.uint64(1)
 _INV53 = 1.0 / 9007199254740992.0     # 2**-53
 _N_CHUNKS = 64                        # fixed reduction chunks: thread-count independent
+_PREFETCH_AHEAD = 8                   # SGD: fetch the rows of the rating this many steps ahead
+_PREFETCH_BYTES = 8 << 20             # ... when the factor rows one pass touches exceed this
 
 
 # ----------------------------------------------------------------------------- RNG
@@ -227,6 +232,42 @@ def mf_shuffle_blocks(users, items, ratings, block_ptr, seed):
         _shuffle_range(users, items, ratings, block_ptr[k], block_ptr[k + 1], _cell_seed(seed, k))
 
 
+# ----------------------------------------------------------------------------- prefetch
+@intrinsic
+def _prefetch(typingctx, arr, row, col):
+    """Hint the CPU to load the cache line holding ``arr[row, col]`` (a C-contiguous 2-D
+    array) for reading and writing; no effect on results."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2):
+        return None
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        r = context.cast(builder, args[1], sig.args[1], types.intp)
+        c = context.cast(builder, args[2], sig.args[2], types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [r, c], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        # rw = 1 (the row is written next), locality = 3 (keep in all levels), data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 1), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, row, col), codegen
+
+
+@njit(cache=True, inline="always")
+def _prefetch_row(X, r):
+    """Prefetch every cache line of row ``r`` of ``X``."""
+    k = X.shape[1]
+    step = max(64 // X.itemsize, 1)
+    for f in range(0, k, step):
+        _prefetch(X, r, f)
+    _prefetch(X, r, k - 1)                   # the row need not start on a line boundary
+
+
 # ----------------------------------------------------------------------------- SGD
 @njit(cache=True)
 def mf_rating_loss_grad(r, mu, bu_u, bi_i, p, q, reg, reg_bias, grad_p, grad_q):
@@ -266,86 +307,66 @@ def mf_rating_loss_grad(r, mu, bu_u, bi_i, p, q, reg, reg_bias, grad_p, grad_q):
 
 @njit(cache=True, inline="always", fastmath=_FASTMATH)
 def _sgd_update(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias, upd_u, upd_i):
-    """One SGD step on rating (u, i, r); returns the squared error before the step."""
+    """One SGD step on rating (u, i, r); returns the squared error before the step.
+
+    Works in the parameters' dtype (float32 or float64): the dot product and the
+    row updates run in it, with the step scalars cast to it once (a float64 scalar
+    would promote every float32 lane); the error ``e`` and the returned ``e^2``
+    are float64.
+    """
     k = P.shape[1]
-    dot = 0.0
+    ft = P.dtype.type
+    p = P[u]                                  # row views: no 2-D index arithmetic inside
+    q = Q[i]
+    dot = ft(0.0)
     for f in range(k):
-        dot += P[u, f] * Q[i, f]
+        dot += p[f] * q[f]
     e = r - (mu + bu[u] + bi[i] + dot)
     # p += lr (e q - reg p)  ==  (1 - lr reg) p + (lr e) q
-    shrink = 1.0 - lr * reg
-    le = lr * e
+    shrink = ft(1.0 - lr * reg)
+    le = ft(lr * e)
+    bt = bu.dtype.type
+    lb = bt(lr)
+    rb = bt(reg_bias)
+    eb = bt(e)
     if upd_u and upd_i:
-        bu[u] += lr * (e - reg_bias * bu[u])
-        bi[i] += lr * (e - reg_bias * bi[i])
+        bu[u] += lb * (eb - rb * bu[u])
+        bi[i] += lb * (eb - rb * bi[i])
         for f in range(k):
-            pf = P[u, f]
-            qf = Q[i, f]
-            P[u, f] = shrink * pf + le * qf
-            Q[i, f] = shrink * qf + le * pf
+            pf = p[f]
+            qf = q[f]
+            p[f] = shrink * pf + le * qf
+            q[f] = shrink * qf + le * pf
     elif upd_u:
-        bu[u] += lr * (e - reg_bias * bu[u])
+        bu[u] += lb * (eb - rb * bu[u])
         for f in range(k):
-            P[u, f] = shrink * P[u, f] + le * Q[i, f]
+            p[f] = shrink * p[f] + le * q[f]
     elif upd_i:
-        bi[i] += lr * (e - reg_bias * bi[i])
+        bi[i] += lb * (eb - rb * bi[i])
         for f in range(k):
-            Q[i, f] = shrink * Q[i, f] + le * P[u, f]
+            q[f] = shrink * q[f] + le * p[f]
     return e * e
 
 
 @njit(cache=True, inline="always", fastmath=_FASTMATH)
-def _sgd_pair(u1, i1, r1, u2, i2, r2, mu, bu, bi, P, Q, lr, reg, reg_bias):
-    """Steps on two ratings with distinct users AND distinct items, interleaved.
+def _sgd_range(users, items, ratings, lo, hi, mu, bu, bi, P, Q, lr, reg, reg_bias, prefetch):
+    """SGD steps on ratings ``lo..hi-1`` in order; returns the running SSE (float64).
 
-    The two steps touch disjoint rows, so doing them together is exactly the
-    same as doing them one after the other; interleaving only hides latency.
-    """
-    k = P.shape[1]
-    d1 = 0.0
-    d2 = 0.0
-    for f in range(k):
-        d1 += P[u1, f] * Q[i1, f]
-        d2 += P[u2, f] * Q[i2, f]
-    e1 = r1 - (mu + bu[u1] + bi[i1] + d1)
-    e2 = r2 - (mu + bu[u2] + bi[i2] + d2)
-    bu[u1] += lr * (e1 - reg_bias * bu[u1])
-    bi[i1] += lr * (e1 - reg_bias * bi[i1])
-    bu[u2] += lr * (e2 - reg_bias * bu[u2])
-    bi[i2] += lr * (e2 - reg_bias * bi[i2])
-    shrink = 1.0 - lr * reg
-    l1 = lr * e1
-    l2 = lr * e2
-    for f in range(k):
-        p1 = P[u1, f]
-        q1 = Q[i1, f]
-        p2 = P[u2, f]
-        q2 = Q[i2, f]
-        P[u1, f] = shrink * p1 + l1 * q1
-        Q[i1, f] = shrink * q1 + l1 * p1
-        P[u2, f] = shrink * p2 + l2 * q2
-        Q[i2, f] = shrink * q2 + l2 * p2
-    return e1 * e1 + e2 * e2
-
-
-@njit(cache=True, inline="always", fastmath=_FASTMATH)
-def _sgd_range(users, items, ratings, lo, hi, mu, bu, bi, P, Q, lr, reg, reg_bias):
-    """SGD steps on ratings ``lo..hi-1`` in order; returns the running SSE.
-
-    Consecutive ratings that share neither user nor item are processed as a
-    pair (:func:`_sgd_pair`), which gives the same result as one at a time.
+    With ``prefetch`` the rows of the rating 8 steps ahead are requested from memory
+    while the current steps run: 2.6x (float64) and 1.9x (float32) faster on 2M ratings
+    of 40k users and items whose factors (16-32 MB) miss the caches, but ~20% slower
+    when they fit (ML-100k), so it is used only above :data:`_PREFETCH_BYTES`.
+    (Interleaving pairs of ratings with distinct rows, tried before, no longer paid
+    once the inner loops work on row views.)
     """
     sse = 0.0
-    t = lo
-    while t < hi:
-        if t + 1 < hi and users[t] != users[t + 1] and items[t] != items[t + 1]:
-            sse += _sgd_pair(users[t], items[t], ratings[t], users[t + 1], items[t + 1],
-                             ratings[t + 1], mu, bu, bi, P, Q, lr, reg, reg_bias)
-            t += 2
-        else:
-            sse += _sgd_update(users[t], items[t], ratings[t], mu, bu, bi, P, Q,
-                               lr, reg, reg_bias, True, True)
-            t += 1
+    ahead = hi - _PREFETCH_AHEAD
+    for t in range(lo, hi):
+        if prefetch and t < ahead:
+            _prefetch_row(P, users[t + _PREFETCH_AHEAD])
+            _prefetch_row(Q, items[t + _PREFETCH_AHEAD])
+        sse += _sgd_update(users[t], items[t], ratings[t], mu, bu, bi, P, Q,
+                           lr, reg, reg_bias, True, True)
     return sse
 
 
@@ -390,8 +411,9 @@ def mf_sgd_epoch(users, items, ratings, mu, bu, bi, P, Q, lr, reg, reg_bias):
         Sum of squared errors, each taken just before its rating's step
         (a free running estimate of the training SSE).
     """
+    prefetch = (P.size + Q.size) * P.itemsize > _PREFETCH_BYTES
     return _sgd_range(users, items, ratings, 0, ratings.shape[0], mu, bu, bi, P, Q,
-                      lr, reg, reg_bias)
+                      lr, reg, reg_bias, prefetch)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -469,6 +491,7 @@ def mf_sgd_epoch_blocked(users, items, ratings, block_ptr, n_blocks, strata, see
     """
     B = n_blocks
     cell_sse = np.zeros(B * B)
+    prefetch = (P.size + Q.size) * P.itemsize > _PREFETCH_BYTES * B       # rows of one cell
     for t in range(strata.shape[0]):
         s = strata[t]
         for b in prange(B):
@@ -478,7 +501,7 @@ def mf_sgd_epoch_blocked(users, items, ratings, block_ptr, n_blocks, strata, see
             if seed >= 0:
                 _shuffle_range(users, items, ratings, lo, hi, _cell_seed(seed, c))
             cell_sse[c] = _sgd_range(users, items, ratings, lo, hi, mu, bu, bi, P, Q,
-                                     lr, reg, reg_bias)
+                                     lr, reg, reg_bias, prefetch)
     total = 0.0
     for c in range(B * B):
         total += cell_sse[c]
@@ -526,7 +549,7 @@ def _cells(users, items, user_block, item_block, n_blocks):
     n = users.shape[0]
     nc = n_blocks * n_blocks
     ptr = np.zeros(nc + 1, dtype=np.int64)
-    cell = np.empty(n, dtype=np.int64)
+    cell = np.empty(n, dtype=np.int32)                 # B * B < 2**31 cells; half the memory
     for t in range(n):
         c = user_block[users[t]] * n_blocks + item_block[items[t]]
         cell[t] = c
@@ -586,7 +609,7 @@ def _order_by_block(block, n_blocks):
     return order, new
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
     """Ratings grouped by cell, on rows relabelled so that every block's rows are contiguous.
 
@@ -625,19 +648,74 @@ def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
     n = users.shape[0]
     user_order, user_new = _order_by_block(user_block, n_blocks)
     item_order, item_new = _order_by_block(item_block, n_blocks)
-    ptr, cell = _cells(users, items, user_block, item_block, n_blocks)
-    fill = ptr[:-1].copy()
+    # Parallel stable counting sort: the ratings are cut into a fixed number of chunks;
+    # every chunk counts its ratings per cell, the chunk-major prefix sums give each
+    # (cell, chunk) its slot range, and the chunks then scatter in parallel. Cell c holds
+    # chunk 0's ratings of c, then chunk 1's, ...: the original relative order, exactly
+    # as a serial pass (and independent of the thread count).
+    nc = n_blocks * n_blocks
+    nch = min(_N_CHUNKS, max(n // 65536, 1))
+    cnt = np.zeros((nch, nc), dtype=np.int64)
+    cell = np.empty(n, dtype=np.int32)
+    for h in prange(nch):
+        a = (n * h) // nch
+        z = (n * (h + 1)) // nch
+        for t in range(a, z):
+            c = user_block[users[t]] * n_blocks + item_block[items[t]]
+            cell[t] = c
+            cnt[h, c] += 1
+    ptr = np.zeros(nc + 1, dtype=np.int64)
+    pos = 0
+    for c in range(nc):
+        ptr[c] = pos
+        for h in range(nch):
+            k = cnt[h, c]
+            cnt[h, c] = pos                    # now: the first slot of (chunk h, cell c)
+            pos += k
+    ptr[nc] = pos
     users_out = np.empty(n, dtype=np.int32)
     items_out = np.empty(n, dtype=np.int32)
     ratings_out = np.empty_like(ratings)
-    for t in range(n):
-        c = cell[t]
-        k = fill[c]
-        fill[c] = k + 1
-        users_out[k] = user_new[users[t]]
-        items_out[k] = item_new[items[t]]
-        ratings_out[k] = ratings[t]
+    for h in prange(nch):
+        a = (n * h) // nch
+        z = (n * (h + 1)) // nch
+        fill = cnt[h]
+        for t in range(a, z):
+            c = cell[t]
+            k = fill[c]
+            fill[c] = k + 1
+            users_out[k] = user_new[users[t]]
+            items_out[k] = item_new[items[t]]
+            ratings_out[k] = ratings[t]
     return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
+
+
+# ----------------------------------------------------------------------------- ids
+@njit(cache=True)
+def _compact_codes(values, hi):
+    """Distinct values of a non-negative int array with max ``hi`` (increasing), the row of
+    every value (int32) and the count of every row: one counting pass and one lookup pass."""
+    cnt = np.zeros(hi + 1, dtype=np.int64)
+    for t in range(values.shape[0]):
+        cnt[values[t]] += 1
+    row = np.empty(hi + 1, dtype=np.int32)
+    m = 0
+    for v in range(hi + 1):
+        if cnt[v] > 0:
+            row[v] = m
+            m += 1
+    ids = np.empty(m, dtype=np.int64)
+    counts = np.empty(m, dtype=np.int64)
+    m = 0
+    for v in range(hi + 1):
+        if cnt[v] > 0:
+            ids[m] = v
+            counts[m] = cnt[v]
+            m += 1
+    codes = np.empty(values.shape[0], dtype=np.int32)
+    for t in range(values.shape[0]):
+        codes[t] = row[values[t]]
+    return ids, codes, counts
 
 
 # ----------------------------------------------------------------------------- predict
@@ -649,8 +727,12 @@ def _predict_one(u, i, mu, bu, bi, P, Q, lo, hi):
     if i >= 0:
         r += bi[i]
         if u >= 0:
+            p = P[u]
+            q = Q[i]
+            dot = 0.0                                  # float64 accumulation for any dtype
             for f in range(P.shape[1]):
-                r += P[u, f] * Q[i, f]
+                dot += p[f] * q[f]
+            r += dot
     if r < lo:
         r = lo
     elif r > hi:

@@ -27,6 +27,8 @@ def add_parser(subparsers):
     p.add_argument("--early-stopping", action="store_true", help="stop when held-out RMSE stalls")
     p.add_argument("--rating-scale", default="auto",
                    help="'auto' (min,max of the data), 'none', or 'LO,HI' (default auto)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="storage of the factors and biases (--model svd; default float64)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: numba's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (split, init, shuffles)")
     p.add_argument("--out", default=".", help="output directory for mf_model.npz (default .)")
@@ -116,7 +118,7 @@ def run(args):
         model = mf.fit(u[train], i[train], r[train], n_factors=n_factors, n_epochs=args.n_epochs,
                        lr=lr, reg=args.reg, reg_bias=args.reg_bias, lr_decay=args.lr_decay,
                        early_stopping=args.early_stopping, rating_scale=scale,
-                       random_state=args.seed, n_threads=args.threads,
+                       random_state=args.seed, n_threads=args.threads, dtype=args.dtype,
                        validation=(u[test], i[test], r[test]), callback=reporter)
     finally:
         reporter.close()

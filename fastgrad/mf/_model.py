@@ -24,11 +24,16 @@ class _IdIndex:
     def __init__(self, ids):
         self.ids = ids
         self._dict = None
-        self._sorter = None
-        if ids.dtype.kind in "iufbUS":
-            self._sorter = np.argsort(ids, kind="stable")
-        else:
+        self._srt = None                     # (sorted ids, sorter), built on the first lookup
+        if ids.dtype.kind not in "iufbUS":
             self._dict = {v: k for k, v in enumerate(ids.tolist())}
+
+    @property
+    def _sorted(self):
+        if self._srt is None:
+            sorter = np.argsort(self.ids, kind="stable")
+            self._srt = self.ids[sorter], sorter
+        return self._srt
 
     def __len__(self):
         return len(self.ids)
@@ -38,6 +43,20 @@ class _IdIndex:
         """Index of the distinct ``values`` and the row of every value."""
         ids, codes = _factorize(values)
         return cls(ids), codes
+
+    @classmethod
+    def build_counted(cls, values):
+        """Index of the distinct ``values``, the row of every value (int32) and the number of
+        values in every row; compact non-negative int ids take one compiled two-pass route."""
+        n = values.shape[0]
+        if values.dtype.kind in "iu" and n:
+            lo, hi = int(values.min()), int(values.max())
+            if lo >= 0 and hi <= 4 * n + 1_000_000:
+                from ..kernels.mf import _compact_codes
+                ids, codes, counts = _compact_codes(values, hi)
+                return cls(ids.astype(values.dtype)), codes, counts
+        index, codes = cls.build(values)
+        return index, codes.astype(np.int32), np.bincount(codes, minlength=len(index))
 
     def lookup(self, values):
         """Row of every value, ``-1`` where unknown."""
@@ -50,11 +69,11 @@ class _IdIndex:
             return np.fromiter((d.get(v, -1) for v in values.tolist()), dtype=np.int64, count=n)
         if (values.dtype.kind in "US") != (self.ids.dtype.kind in "US"):
             return np.full(n, -1, dtype=np.int64)        # strings vs numbers: nothing matches
-        srt = self.ids[self._sorter]
+        srt, sorter = self._sorted
         pos = np.searchsorted(srt, values)
         pos = np.minimum(pos, len(srt) - 1)
         found = srt[pos] == values
-        return np.where(found, self._sorter[pos], -1).astype(np.int64)
+        return np.where(found, sorter[pos], -1).astype(np.int64)
 
     def extend(self, values):
         """Append unseen values; return ``(new_index, rows of values)``."""
@@ -437,7 +456,8 @@ class MFModel:
         std, k = self.params["init_std"], self.n_factors
         dtype = self.P.dtype
         new_u, new_i = len(self._users) - nu0, len(self._items) - ni0
-        P_new, Q_new = _init_factors(int(rng.integers(_SEED_HIGH)), new_u, new_i, k, std, n_threads)
+        P_new, Q_new = _init_factors(int(rng.integers(_SEED_HIGH)), new_u, new_i, k, std, n_threads,
+                                     dtype)
         self.P = np.ascontiguousarray(np.vstack([self.P, P_new]), dtype)
         self.Q = np.ascontiguousarray(np.vstack([self.Q, Q_new]), dtype)
         self.user_bias = np.concatenate([self.user_bias, np.zeros(new_u, dtype)])
@@ -560,15 +580,34 @@ def _penalty(model, cu, ci):
                       model.params["reg"], model.params["reg_bias"])
 
 
-def _init_factors(seed, n_users, n_items, n_factors, std, n_threads):
+def _init_factors(seed, n_users, n_items, n_factors, std, n_threads, dtype=np.float64):
     """Initial ``P, Q``: independent ``N(0, std^2)`` entries drawn in parallel from ``seed``
     (:func:`~fastgrad.kernels.mf.mf_normal_rows`; user rows are streams ``0..n_users-1``, item
-    rows the next ones), the same for any thread count."""
+    rows the next ones), the same for any thread count; drawn in float64, stored in ``dtype``."""
     from ..kernels.mf import mf_normal_rows
-    PQ = np.empty((n_users + n_items, n_factors))
-    with _numba_threads(n_threads):
+    PQ = np.empty((n_users + n_items, n_factors), dtype=dtype)
+    with _numba_threads(_threads_for(PQ.size, n_threads, _SMALL_DRAWS)):
         mf_normal_rows(PQ, seed, 0, 0.0, std)        # one parallel region for both
     return PQ[:n_users], PQ[n_users:]
+
+
+# Below these sizes a parallel kernel runs on one thread: it takes well under a millisecond
+# serially, less than waking the other threads costs on a busy machine (on this 2-vCPU box,
+# shared, 2 threads turned the 0.5 ms draw of ML-100k's initial factors into 4-6 ms). The
+# kernels give the same numbers on any thread count, so this changes timings only.
+_SMALL_DRAWS = 1 << 19            # normal draws (ziggurat: ~2 ns each)
+_SMALL_DOTS = 1 << 23             # rating x factor products of an error pass
+
+
+def _threads_for(work, n_threads, small):
+    return 1 if work < small else n_threads
+
+
+def _error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi, n_threads):
+    """:func:`~fastgrad.kernels.mf.mf_error_sums`, on one thread for a small pass."""
+    from ..kernels.mf import mf_error_sums
+    with _numba_threads(_threads_for(ratings.shape[0] * P.shape[1], n_threads, _SMALL_DOTS)):
+        return mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi)
 
 
 def _check_diverged(sse, epoch, lr):
@@ -607,6 +646,17 @@ def _check_schedule_args(rating_scale, n_threads, n_blocks, columns):
     return rating_scale, n_threads, n_blocks
 
 
+def _check_dtype(dtype):
+    """``numpy.float64`` or ``numpy.float32`` (any spelling numpy accepts), else ValueError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in (np.float64, np.float32) or dtype is None:
+        raise ValueError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r}")
+    return dt.type
+
+
 @contextlib.contextmanager
 def _numba_threads(n_threads):
     """Run the block with ``numba.set_num_threads(n_threads)``, then restore."""
@@ -619,19 +669,29 @@ def _numba_threads(n_threads):
         numba.set_num_threads(saved)
 
 
-def default_n_blocks(n_threads):
-    """Blocks per dimension of the parallel schedule: ``4 * n_threads`` (1 thread: serial).
+_CELL_BYTES = 4 << 20      # factor rows (user block + item block) one cell should touch at most
 
-    With ``B = 4 * n_threads`` each cell's user and item factor blocks are small
-    enough to stay in a core's L2 cache while its ratings are processed: on
-    MovieLens-100k-shaped data (100 factors, 2 threads) an epoch took 4.9 ms with
-    ``B = 8`` against 7.9 ms with ``B = 2``. Each epoch has ``B`` synchronisation
-    points. The result depends on ``B`` and the seed only, so a fixed thread
-    count reproduces a fit (pass ``n_blocks`` to make it independent of the
-    thread count too).
+
+def default_n_blocks(n_threads, n_rows=0, row_bytes=0):
+    """Blocks per dimension of the parallel schedule (1 thread: serial).
+
+    ``4 * n_threads``, raised (to a multiple of ``n_threads``) until one cell's
+    user and item factor rows -- ``n_rows * row_bytes / B`` for ``n_rows`` users
+    plus items of ``row_bytes`` bytes each -- take at most 4 MiB, so that they stay
+    in a core's cache while the cell's ratings are processed. On MovieLens-100k-shaped
+    data (100 factors, 2 threads) that gives ``B = 8``: an epoch took 4.9 ms with
+    ``B = 8`` against 7.9 ms with ``B = 2``, and ``B = 4, 6, 8`` fits were within 5%.
+    On the ML-20M shape (165k rows, 100 float32 factors) it gives ``B = 16``: an epoch
+    took 1.24 s against 1.75 s with ``B = 8`` (2 threads, AMD EPYC). Each epoch has
+    ``B`` synchronisation points. The result depends on ``B`` and the seed only, so a
+    fixed thread count (and data size and dtype) reproduces a fit; pass ``n_blocks``
+    to make it independent of the thread count too.
     """
     n_threads = max(1, int(n_threads))
-    return 1 if n_threads == 1 else 4 * n_threads
+    if n_threads == 1:
+        return 1
+    need = -(-int(n_rows) * int(row_bytes) // _CELL_BYTES)           # ceil
+    return max(4, -(-need // n_threads)) * n_threads
 
 
 class _Trainer:
@@ -649,12 +709,12 @@ class _Trainer:
     user_order = item_order = user_new = item_new = None
 
     def __init__(self, users, items, ratings, n_users, n_items, rng, n_threads, n_blocks=None,
-                 counts=None):
+                 counts=None, row_bytes=0):
         from ..kernels.mf import mf_block_layout, mf_partition
         self.rng = rng
         self.n_threads = n_threads
         if n_blocks is None:
-            n_blocks = default_n_blocks(n_threads)
+            n_blocks = default_n_blocks(n_threads, n_users + n_items, row_bytes)
         self.n_blocks = B = int(n_blocks)
         self.serial = B == 1
         if self.serial:       # private copies: epochs shuffle them in place
@@ -773,7 +833,8 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         reg_bias=0.02, init_std=0.1, random_state=None, n_threads=None, n_blocks=None,
         validation=None, early_stopping=False, patience=2, tol=1e-4, restore_best=True,
         lr_decay=1.0, rating_scale=None, train_metrics="running",
-        columns=("user", "item", "rating"), verbose=False, callback=None, client=None):
+        columns=("user", "item", "rating"), verbose=False, callback=None, client=None,
+        dtype=np.float64):
     """Fit a biased matrix factorisation by per-rating SGD (scikit-surprise ``SVD`` defaults).
 
     Parameters
@@ -810,7 +871,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         the serial kernel runs (a global shuffle per epoch).
     n_blocks : int, optional
         Blocks per dimension of the parallel schedule (``B``); default
-        ``4 * n_threads`` (serial when ``n_threads == 1``), see
+        ``4 * n_threads``, more for large data (serial when ``n_threads == 1``), see
         :func:`default_n_blocks`. Results depend on ``B``, never on timing.
     validation : tuple (users, items, ratings), DataFrame or sparse matrix, optional
         Held-out ratings: their RMSE is recorded after every epoch
@@ -848,6 +909,12 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         Run the epochs by distributed stratified SGD on the client's workers
         (:func:`fastgrad.dask.fit_mf`); ``n_blocks`` then defaults to the number
         of workers and the fit equals the local one with the same ``n_blocks``.
+    dtype : {numpy.float64, numpy.float32}, default=numpy.float64
+        Storage of the factors and biases (``P, Q, user_bias, item_bias``). With
+        float32 the SGD steps run in float32 (about half the memory traffic), while
+        the errors, the loss sums and the predictions accumulate in float64; the
+        held-out RMSE is that of float64 up to SGD noise. Only the kernels of the
+        dtype used are compiled. Not available with ``client``.
 
     Returns
     -------
@@ -859,7 +926,6 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         Bad hyper-parameters, empty or non-finite data, inconsistent lengths,
         or divergence (non-finite loss: decrease ``lr``).
     """
-    from ..kernels.mf import mf_error_sums
     t_start = time.perf_counter()
     n_factors = check_scalar(n_factors, "n_factors", kind="int", lo=1)
     n_epochs = check_scalar(n_epochs, "n_epochs", kind="int", lo=0)
@@ -875,28 +941,27 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
     rating_scale, n_threads, n_blocks = _check_schedule_args(rating_scale, n_threads, n_blocks, columns)
+    dtype = _check_dtype(dtype)
+    if client is not None and dtype != np.float64:
+        raise ValueError("dtype=float32 is not supported with client (distributed fits are float64)")
 
     u, i, r = as_triples(users, items, ratings, columns=tuple(columns), name="data")
     n = r.shape[0]
     if n == 0:
         raise ValueError("ratings must not be empty")
-    user_index, uu = _IdIndex.build(u)
-    item_index, ii = _IdIndex.build(i)
+    user_index, uu, cu = _IdIndex.build_counted(u)      # int32 rows and ratings per row
+    item_index, ii, ci = _IdIndex.build_counted(i)
     nu, ni = len(user_index), len(item_index)
-    cu = np.bincount(uu, minlength=nu)          # ratings per row (on the int64 codes: no cast)
-    ci = np.bincount(ii, minlength=ni)
-    uu = uu.astype(np.int32)
-    ii = ii.astype(np.int32)
     rng = check_random_state(random_state)
 
     mu = float(r.mean())
-    P, Q = _init_factors(int(rng.integers(_SEED_HIGH)), nu, ni, n_factors, init_std, n_threads)
-    bu = np.zeros(nu)
-    bi = np.zeros(ni)
+    P, Q = _init_factors(int(rng.integers(_SEED_HIGH)), nu, ni, n_factors, init_std, n_threads, dtype)
+    bu = np.zeros(nu, dtype=dtype)
+    bi = np.zeros(ni, dtype=dtype)
     params = dict(n_factors=n_factors, n_epochs=n_epochs, lr=lr, reg=reg, reg_bias=reg_bias,
                   init_std=init_std, lr_decay=lr_decay, n_threads=n_threads, n_blocks=n_blocks,
                   early_stopping=bool(early_stopping), patience=patience, tol=tol,
-                  columns=tuple(columns))
+                  columns=tuple(columns), dtype=np.dtype(dtype).name)
     model = MFModel(mu=mu, user_bias=bu, item_bias=bi, P=P, Q=Q, user_ids=user_index.ids,
                     item_ids=item_index.ids, params=params, rating_scale=rating_scale,
                     _users=user_index, _items=item_index)
@@ -915,7 +980,8 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     stopped_early = False
     with _numba_threads(n_threads), contextlib.closing(progress):
         if client is None:
-            trainer = _Trainer(uu, ii, r, nu, ni, rng, n_threads, n_blocks, counts=(cu, ci))
+            trainer = _Trainer(uu, ii, r, nu, ni, rng, n_threads, n_blocks, counts=(cu, ci),
+                               row_bytes=P.shape[1] * P.itemsize)
         else:
             from ..dask._mf import make_trainer
             trainer = make_trainer(client, uu, ii, r, nu, ni, rng, n_blocks)
@@ -935,14 +1001,14 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
             sse = trainer.epoch(mu, *work, lr_e, reg, reg_bias)
             _check_diverged(sse, ep + 1, lr_e)
             if train_metrics == "exact":
-                sse, _ = mf_error_sums(uu_w, ii_w, r, mu, *work, -np.inf, np.inf)
+                sse, _ = _error_sums(uu_w, ii_w, r, mu, *work, -np.inf, np.inf, n_threads)
             obj = (sse + frame.penalty(work, cu, ci, reg, reg_bias)) / n
             history.append(obj)
             train_rmse.append(math.sqrt(sse / n))
             lrs.append(lr_e)
             vr_e = None
             if val is not None:
-                vsse, _ = mf_error_sums(val[0], val[1], val[2], mu, *work, lo, hi)
+                vsse, _ = _error_sums(val[0], val[1], val[2], mu, *work, lo, hi, n_threads)
                 vr_e = math.sqrt(vsse / val[2].shape[0])
                 val_rmse.append(vr_e)
             progress.update(ep + 1, train_rmse[-1], vr_e)
@@ -981,12 +1047,12 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         converged = n_iter >= 2 and abs(history[-2] - history[-1]) <= tol * max(1.0, abs(history[-2]))
     if frame.identity:
         frame.scatter(work, bu, bi, P, Q)
-        sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf)
+        sse, _ = _error_sums(uu, ii, r, mu, bu, bi, P, Q, -np.inf, np.inf, n_threads)
     else:
         # on the trainer's block-ordered triples: rows are reused from cache (3.0 s -> 0.3 s
         # for 20M ratings); the sum differs from the original-order one by rounding only
-        sse, _ = mf_error_sums(trainer.users, trainer.items, trainer.ratings, mu, *work,
-                               -np.inf, np.inf)
+        sse, _ = _error_sums(trainer.users, trainer.items, trainer.ratings, mu, *work,
+                             -np.inf, np.inf, n_threads)
         frame.scatter(work, bu, bi, P, Q)
     model.objective = (sse + _penalty(model, cu, ci)) / n
     model.n_iter = n_iter

@@ -199,6 +199,31 @@ def test_block_layout_is_schedule_on_relabelled_rows(rng, B):
     assert np.all(np.diff(ub[got[4]]) >= 0) and np.all(np.diff(ib[got[5]]) >= 0)
 
 
+def test_block_layout_in_parallel_chunks_equals_a_stable_numpy_sort():
+    """Large enough for several chunks of the parallel counting sort: the layout is a stable
+    sort by cell (NumPy reference), the same on 1 and 2 threads."""
+    rng = np.random.default_rng(3)
+    nu, ni, n, B = 500, 400, 300_000, 5
+    users = rng.integers(0, nu, n).astype(np.int32)
+    items = rng.integers(0, ni, n).astype(np.int32)
+    r = rng.uniform(1, 5, n)
+    ub, ib = rng.integers(0, B, nu), rng.integers(0, B, ni)
+    perm = np.argsort(ub[users] * B + ib[items], kind="stable")
+    uo, io = np.argsort(ub, kind="stable"), np.argsort(ib, kind="stable")
+    new_u, new_i = np.argsort(uo), np.argsort(io)
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(ub[users] * B + ib[items], minlength=B * B))])
+    want = (ptr, new_u[users[perm]], new_i[items[perm]], r[perm], uo, io, new_u, new_i)
+    saved = numba.get_num_threads()
+    try:
+        for nt in sorted({1, min(2, MAX_THREADS)}):
+            numba.set_num_threads(nt)
+            got = mf_block_layout(users, items, r, ub, ib, B)
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+    finally:
+        numba.set_num_threads(saved)
+
+
 def test_shuffle_is_a_seeded_permutation(rng):
     n = 1000
     a = np.arange(n)
@@ -798,6 +823,12 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert rmse == pytest.approx(model.val_rmse[-1], abs=1e-4)
     assert main(["mf", str(tmp_path / "missing.dat")]) == 1
     assert main(["mf", str(path), "--test-size", "1.5"]) == 1
+    out32 = tmp_path / "out32"
+    assert main(["mf", str(path), "--n-factors", "4", "--n-epochs", "3", "--threads", "1", "--test-size",
+                 "0.2", "--out", str(out32), "--seed", "3", "--dtype", "float32", "--quiet"]) == 0
+    m32 = mf.load(out32 / "mf_model.npz")
+    assert m32.P.dtype == np.float32 and m32.params["dtype"] == "float32"
+    assert abs(m32.val_rmse[-1] - model.val_rmse[-1]) < 0.002
 
 
 def test_verbose_progress_with_and_without_tqdm(sim, capsys, monkeypatch):
@@ -822,3 +853,20 @@ def test_extreme_rating_scale_stays_finite(sim):
     small = mf.fit(u[~test], i[~test], r[~test], n_factors=3, n_epochs=5, random_state=0)
     assert m.val_rmse[-1] < 1.0
     np.testing.assert_allclose(m.user_bias, small.user_bias, atol=1e-3)
+
+
+def test_default_n_blocks_grows_with_the_factor_bytes():
+    from fastgrad.mf._model import default_n_blocks
+    assert default_n_blocks(1, 10**6, 800) == 1                       # one thread: serial
+    assert default_n_blocks(2) == 8 and default_n_blocks(3) == 12
+    assert default_n_blocks(2, 943 + 1682, 800) == 8                  # ML-100k: 2.1 MB of rows
+    for nt, rows, row_bytes in [(2, 165_237, 400), (2, 165_237, 800), (3, 500_000, 256)]:
+        B = default_n_blocks(nt, rows, row_bytes)
+        assert B % nt == 0 and B > 4 * nt
+        assert rows * row_bytes / B <= 4 << 20 < rows * row_bytes / (B - nt)   # smallest such B
+    # fit passes its own rows and dtype: float64 rows are twice as wide as float32 rows
+    u, i, r, _ = mf.simulate(n_users=3000, n_items=2000, n_ratings=20_000, n_factors=2, random_state=0)
+    kw = dict(n_factors=1024, n_epochs=0, n_threads=min(2, MAX_THREADS), random_state=0)
+    if MAX_THREADS >= 2:
+        assert mf.fit(u, i, r, **kw).params["n_blocks"] == default_n_blocks(2, 5000, 8192) == 10
+        assert mf.fit(u, i, r, dtype=np.float32, **kw).params["n_blocks"] == 8
