@@ -28,7 +28,8 @@ class MultinomialLogisticRegression(ClassifierMixin, BaseEstimator):
     lam : float, default=0.0
         L2 penalty (intercepts are not penalised).
     fit_intercept : bool, default=True
-    solver : {"newton", "lbfgs", "auto"}, default="newton"
+    solver : {"auto", "newton", "lbfgs"}, default="auto"
+        As :func:`fastgrad.multinomial.fit`: Newton up to 1,500 parameters, L-BFGS beyond.
     max_iter : int, optional
         Default 100 (Newton) or 1000 (L-BFGS).
     tol : float, optional
@@ -45,7 +46,7 @@ class MultinomialLogisticRegression(ClassifierMixin, BaseEstimator):
     result_ : fastgrad.multinomial.MultinomialResult
     """
 
-    def __init__(self, lam=0.0, fit_intercept=True, solver="newton", max_iter=None, tol=None):
+    def __init__(self, lam=0.0, fit_intercept=True, solver="auto", max_iter=None, tol=None):
         self.lam = lam
         self.fit_intercept = fit_intercept
         self.solver = solver
