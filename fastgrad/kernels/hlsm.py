@@ -801,51 +801,75 @@ def hlsm_nll_grad_ext(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_
     K, n, d = z.shape
     p = X.shape[0]
     zt = _positions_t(z, 1.0)
-    nll_part = np.zeros(K * n)
-    ga_part = np.zeros(K * n)
-    gb_part = np.zeros((K * n, max(p, 1)))
-    half = 1.0 if (directed or not with_grad) else 0.5  # undirected value-only rows visit j < i once
-    zrow = np.zeros(n, dtype=np.int8)  # the ties of the all-non-tie pass
-    R = _EXT_ROWS
-    nblk = (n + R - 1) // R
+    # np.empty, explicit loops: np.zeros / array expressions in a parallel function would each
+    # become a parfor of their own (compiled as a separate gufunc: ~0.5 s each); every row
+    # writes its entries of the *_part arrays (gb_part only read if with_grad)
+    nll_part = np.empty(K * n)
+    ga_part = np.empty(K * n)
+    gb_part = np.empty((K * n, max(p, 1)))
+    zrow = np.empty(n, dtype=np.int8)  # the ties of the all-non-tie pass
+    for j in range(n):
+        zrow[j] = 0
+    nblk = (n + _EXT_ROWS - 1) // _EXT_ROWS
+    # the parallel loop body is one call (np.int64(task): the gufunc types the loop index
+    # uint64, which would compile _ext_rows a second time)
     for task in prange(K * nblk):
-        k = task // nblk
-        blk = task - k * nblk
-        a = alpha[k]
-        zk = zt[k]
-        dist = np.empty(n)
-        e1 = np.empty(n)
-        r1 = np.empty(n)
-        l1 = np.empty(n)
-        r2 = np.empty(n)
-        gout = np.empty(d)
-        for i in range(blk * R, min(n, (blk + 1) * R)):
-            t = k * n + i
-            m = n if (with_grad or directed) else i
-            ee, rr, ll, dd = e1[:m], r1[:m], l1[:m], dist[:m]
-            _ext_eta(zk, i, m, a, so[k, i], ro[k, :m], dd, ee)
+        _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
+                  grad_z, grad_s, grad_r, nll_part, ga_part, gb_part, zrow, np.int64(task), nblk)
+    return _ext_reduce(nll_part, ga_part, gb_part, K, n, p, with_grad, grad_alpha, grad_beta)
+
+
+@njit(cache=True)
+def _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
+              grad_z, grad_s, grad_r, nll_part, ga_part, gb_part, zrow, task, nblk):
+    """Rows ``blk * R .. (blk + 1) * R - 1`` of layer k (``task = k * nblk + blk``) of
+    :func:`hlsm_nll_grad_ext`: per-row partial sums into ``*_part``, the row gradients."""
+    K, d, n = zt.shape
+    p = X.shape[0]
+    half = 1.0 if (directed or not with_grad) else 0.5  # undirected value-only rows visit j < i once
+    R = _EXT_ROWS
+    k = task // nblk
+    blk = task - k * nblk
+    a = alpha[k]
+    zk = zt[k]
+    dist = np.empty(n)
+    e1 = np.empty(n)
+    r1 = np.empty(n)
+    l1 = np.empty(n)
+    r2 = np.empty(n)
+    gout = np.empty(d)
+    for i in range(blk * R, min(n, (blk + 1) * R)):
+        t = k * n + i
+        m = n if (with_grad or directed) else i
+        ee, rr, ll, dd = e1[:m], r1[:m], l1[:m], dist[:m]
+        _ext_eta(zk, i, m, a, so[k, i], ro[k, :m], dd, ee)
+        for q in range(p):
+            _ext_add_cov(beta[k, q], X[q, i, :m], ee)
+        nl, ga = _ext_residuals(Y[k, i, :m] if ties_from_y else zrow[:m], ee, rr, ll, i)
+        nll_part[t] = half * nl
+        ga_part[t] = half * ga
+        if not with_grad:
+            continue
+        for q in range(p):
+            gb_part[t, q] = half * _ext_dot(r1, X[q, i])
+        grad_s[k, i] = ga
+        if directed:
+            _ext_eta2(a, ro[k, i], so[k], dist, e1)
             for q in range(p):
-                _ext_add_cov(beta[k, q], X[q, i, :m], ee)
-            nl, ga = _ext_residuals(Y[k, i, :m] if ties_from_y else zrow[:m], ee, rr, ll, i)
-            nll_part[t] = half * nl
-            ga_part[t] = half * ga
-            if not with_grad:
-                continue
-            for q in range(p):
-                gb_part[t, q] = half * _ext_dot(r1, X[q, i])
-            grad_s[k, i] = ga
-            if directed:
-                _ext_eta2(a, ro[k, i], so[k], dist, e1)
-                for q in range(p):
-                    _ext_add_cov(beta[k, q], XT[q, i], e1)
-                _ext_residuals(YT[k, i] if ties_from_y else zrow, e1, r2, l1, i)
-                grad_r[k, i] = _ext_sum_add(r2, r1)
-                _ext_grad_z(zk, i, r2, gout)
-            else:
-                grad_r[k, i] = 0.0
-                _ext_grad_z(zk, i, r1, gout)
-            for c in range(d):
-                grad_z[k, i, c] = gout[c]
+                _ext_add_cov(beta[k, q], XT[q, i], e1)
+            _ext_residuals(YT[k, i] if ties_from_y else zrow, e1, r2, l1, i)
+            grad_r[k, i] = _ext_sum_add(r2, r1)
+            _ext_grad_z(zk, i, r2, gout)
+        else:
+            grad_r[k, i] = 0.0
+            _ext_grad_z(zk, i, r1, gout)
+        for c in range(d):
+            grad_z[k, i, c] = gout[c]
+
+
+@njit(cache=True)
+def _ext_reduce(nll_part, ga_part, gb_part, K, n, p, with_grad, grad_alpha, grad_beta):
+    """Per-row partial sums of :func:`hlsm_nll_grad_ext` added in a fixed order."""
     nll = 0.0
     for k in range(K):
         acc = 0.0
