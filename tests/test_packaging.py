@@ -6,7 +6,9 @@ the source tree by .ci/run; these are the quick static checks of the same promis
 import ast
 import importlib.metadata
 import pathlib
+import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -100,3 +102,15 @@ def test_package_data_files_exist():
 def test_version_matches_metadata():
     import fastgrad
     assert fastgrad.__version__ == PROJECT["version"]
+
+
+def test_importing_solvers_and_models_leaves_scipy_optimize_and_linalg_unimported():
+    # First-run cost: scipy.optimize takes ~0.4 s to import and scipy.linalg ~0.2 s, so the
+    # solvers import them only when called (lbfgs, newton); a fresh interpreter shows it.
+    code = ("import sys, fastgrad, fastgrad.solvers, fastgrad.hlsm, fastgrad.prox; "
+            "from fastgrad.solvers import lbfgs, newton, proximal_gradient; "
+            "print(sorted(m for m in ('scipy.optimize', 'scipy.linalg') if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True, cwd=str(ROOT))
+    assert out.stdout.strip() == "[]", out.stdout

@@ -68,8 +68,8 @@ def hlsm_nll_grad(Y, YT, z, alpha, directed, grad_z, grad_alpha):
     """
     K, n, d = z.shape
     zt = _positions_t(z, 1.0)
-    nll_part = np.zeros(K * n)
-    ga_part = np.zeros(K * n)
+    nll_part = np.empty(K * n)  # (np.empty: see the compile-time note above _tile_setup)
+    ga_part = np.empty(K * n)
     half = 1.0 if directed else 0.5
     for t in prange(K * n):
         k = t // n
@@ -78,7 +78,9 @@ def hlsm_nll_grad(Y, YT, z, alpha, directed, grad_z, grad_alpha):
         zi = np.empty(d)
         for c in range(d):
             zi[c] = zt[k, c, i]
-        g = np.zeros(d)
+        g = np.empty(d)
+        for c0 in range(d):
+            g[c0] = 0.0
         nl = 0.0
         ga = 0.0
         for j in range(n):
@@ -128,7 +130,7 @@ def hlsm_nll(Y, z, alpha, directed):
     """
     K, n, d = z.shape
     zt = _positions_t(z, 1.0)
-    part = np.zeros(K * n)
+    part = np.empty(K * n)  # (np.empty: see the compile-time note above _tile_setup)
     for t in prange(K * n):
         k = t // n
         i = t - k * n
@@ -371,74 +373,98 @@ def _tile_index(t, nb):
     return I, t - I * (I + 1) // 2
 
 
-@njit(parallel=True, cache=True)
-def _nll_grad_tiles(Y, YT, zt, alpha, directed, grad_z, grad_alpha, ties_from_y, one):
-    """Tiled nll + gradient in the element type of ``zt`` / ``one`` (see the notes above)."""
+# Compile time: in the parallel kernels below only the prange loop may become a parfor
+# (each parfor is compiled as a gufunc of its own, in several layers of wrappers that each
+# generate machine code for everything the loop calls): no np.zeros, slice assignments or
+# array expressions there, and each loop body is one call (its index cast to int64, else
+# the gufunc's uint64 index compiles the callee a second time). The public kernels are the
+# parallel functions themselves (a jitted wrapper would add one more such layer).
+
+@njit(cache=True)
+def _tile_setup(zt, alpha):
+    """Block size, block count, tile count and the work arrays of the tiled kernels."""
     K, d, n = zt.shape
     B = _tile_block_size(n)
     nb = (n + B - 1) // B
     ntri = nb * (nb + 1) // 2
     gacc = np.empty((K, nb, d, n), dtype=zt.dtype)
-    nll_part = np.zeros(K * ntri)
-    ga_part = np.zeros(K * ntri)
+    nll_part = np.empty(K * ntri)  # every tile writes its entry
+    ga_part = np.empty(K * ntri)
+    alpha_t = np.empty(K, dtype=zt.dtype)  # intercepts in the element type
+    for k in range(K):
+        alpha_t[k] = alpha[k]
+    return B, nb, ntri, gacc, nll_part, ga_part, alpha_t
+
+
+@njit(cache=True)
+def _tile(Y, YT, zt, alpha_t, directed, ties_from_y, one, gacc, nll_part, ga_part, B, nb, ntri, t):
+    """Tile t of :func:`_nll_grad_tiles`: the pairs (i, j), i in block I, j in block J."""
+    K, d, n = zt.shape
     mode = (2 if directed else 1) if ties_from_y else (3 if directed else 0)
     w = one + one if directed else one
-    alpha_t = np.empty(K, dtype=zt.dtype)  # intercepts in the element type
-    alpha_t[:] = alpha
-    for t in prange(K * ntri):
-        k = t // ntri
-        I, J = _tile_index(t - k * ntri, nb)
-        i0, i1 = I * B, min(n, (I + 1) * B)
-        j0, j1 = J * B, min(n, (J + 1) * B)
-        a = alpha_t[k]
-        zk = zt[k]
-        accJ = gacc[k, I]  # (d, n): columns j0:j1 = partners in block I of the nodes in block J
-        accJ[:, j0:j1] = 0
-        accI = gacc[k, J]  # (d, n): columns i0:i1 = partners in block J of the nodes in block I
-        nl = 0.0
-        ga = 0.0
-        gi = np.zeros(d, dtype=zt.dtype)
-        rbuf = np.empty(B, dtype=zt.dtype)
-        lbuf = np.empty(B, dtype=zt.dtype)
-        for i in range(i0, i1):
-            jend = i if I == J else j1
-            m = jend - j0
-            if d == 2:
-                x0, x1 = zk[0, j0:jend], zk[1, j0:jend]
-                xi0, xi1 = zk[0, i], zk[1, i]
-                a0, a1 = accJ[0, j0:jend], accJ[1, j0:jend]
-                rb, lb = rbuf[:m], lbuf[:m]
-                if mode == 1:
-                    _pairs_undirected_d2(one, Y[k, i, j0:jend], x0, x1, xi0, xi1, a, a0, a1, rb, lb)
-                elif mode == 2:
-                    _pairs_directed_d2(one, Y[k, i, j0:jend], YT[k, i, j0:jend], x0, x1, xi0, xi1, a, a0, a1, rb, lb)
-                else:
-                    _pairs_nonties_d2(w, x0, x1, xi0, xi1, a, a0, a1, rb, lb)
-                rn, rg, g0, g1 = _row_sums_d2(x0, x1, xi0, xi1, rb, lb)
-                gi[0] = g0
-                gi[1] = g1
+    k = t // ntri
+    I, J = _tile_index(t - k * ntri, nb)
+    i0, i1 = I * B, min(n, (I + 1) * B)
+    j0, j1 = J * B, min(n, (J + 1) * B)
+    a = alpha_t[k]
+    zk = zt[k]
+    accJ = gacc[k, I]  # (d, n): columns j0:j1 = partners in block I of the nodes in block J
+    zero = one - one
+    for c in range(d):
+        for j in range(j0, j1):
+            accJ[c, j] = zero
+    accI = gacc[k, J]  # (d, n): columns i0:i1 = partners in block J of the nodes in block I
+    nl = 0.0
+    ga = 0.0
+    gi = np.zeros(d, dtype=zt.dtype)
+    rbuf = np.empty(B, dtype=zt.dtype)
+    lbuf = np.empty(B, dtype=zt.dtype)
+    for i in range(i0, i1):
+        jend = i if I == J else j1
+        m = jend - j0
+        if d == 2:
+            x0, x1 = zk[0, j0:jend], zk[1, j0:jend]
+            xi0, xi1 = zk[0, i], zk[1, i]
+            a0, a1 = accJ[0, j0:jend], accJ[1, j0:jend]
+            rb, lb = rbuf[:m], lbuf[:m]
+            if mode == 1:
+                _pairs_undirected_d2(one, Y[k, i, j0:jend], x0, x1, xi0, xi1, a, a0, a1, rb, lb)
+            elif mode == 2:
+                _pairs_directed_d2(one, Y[k, i, j0:jend], YT[k, i, j0:jend], x0, x1, xi0, xi1, a, a0, a1, rb, lb)
             else:
-                yr = Y[k, i, j0:jend] if ties_from_y else Y[0, 0, 0:0]
-                ytr = YT[k, i, j0:jend] if (ties_from_y and directed) else yr
-                rn, rg = _pairs_general(one, yr, ytr, mode, zk, zk[:, i].copy(), a, j0, m, accJ, rbuf, lbuf, gi)
-            nl += float(rn)
-            ga += float(rg)
-            if I == J:
-                for c in range(d):
-                    accI[c, i] += gi[c]  # own block: the slot also collects partners' shares
-            else:
-                for c in range(d):
-                    accI[c, i] = gi[c]
-        nll_part[t] = nl
-        ga_part[t] = ga
-    for t in prange(K * n):
-        k = t // n
-        i = t - k * n
-        for c in range(d):
-            g = 0.0
-            for p in range(nb):
-                g += float(gacc[k, p, c, i])
-            grad_z[k, i, c] = -2.0 * g
+                _pairs_nonties_d2(w, x0, x1, xi0, xi1, a, a0, a1, rb, lb)
+            rn, rg, g0, g1 = _row_sums_d2(x0, x1, xi0, xi1, rb, lb)
+            gi[0] = g0
+            gi[1] = g1
+        else:
+            yr = Y[k, i, j0:jend] if ties_from_y else Y[0, 0, 0:0]
+            ytr = YT[k, i, j0:jend] if (ties_from_y and directed) else yr
+            rn, rg = _pairs_general(one, yr, ytr, mode, zk, zk[:, i].copy(), a, j0, m, accJ, rbuf, lbuf, gi)
+        nl += float(rn)
+        ga += float(rg)
+        if I == J:
+            for c in range(d):
+                accI[c, i] += gi[c]  # own block: the slot also collects partners' shares
+        else:
+            for c in range(d):
+                accI[c, i] = gi[c]
+    nll_part[t] = nl
+    ga_part[t] = ga
+
+
+@njit(cache=True)
+def _tile_sums(gacc, nll_part, ga_part, grad_z, grad_alpha):
+    """The tiles' partial sums added in a fixed order: ``grad_z[k, i] = -2 sum_P gacc[k, P, :, i]``
+    (serial: K n d ceil(n / B) additions, a small fraction of the pass), ``grad_alpha``, the nll."""
+    K, nb, d, n = gacc.shape
+    for k in range(K):
+        for i in range(n):
+            for c in range(d):
+                g = 0.0
+                for p in range(nb):
+                    g += float(gacc[k, p, c, i])
+                grad_z[k, i, c] = -2.0 * g
+    ntri = nb * (nb + 1) // 2
     nll = 0.0
     for k in range(K):
         acc = 0.0
@@ -486,17 +512,24 @@ _NLL_GRAD_DOC = """{title}
     """
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def hlsm_nll_grad_fast(Y, YT, z, alpha, directed, grad_z, grad_alpha, ties_from_y=True):
-    zt = _positions_t(z, 1.0)
-    return _nll_grad_tiles(Y, YT, zt, alpha, directed, grad_z, grad_alpha, ties_from_y, 1.0)
+    one = 1.0
+    zt = _positions_t(z, one)
+    B, nb, ntri, gacc, nll_part, ga_part, alpha_t = _tile_setup(zt, alpha)
+    for t in prange(zt.shape[0] * ntri):
+        _tile(Y, YT, zt, alpha_t, directed, ties_from_y, one, gacc, nll_part, ga_part, B, nb, ntri, np.int64(t))
+    return _tile_sums(gacc, nll_part, ga_part, grad_z, grad_alpha)
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def hlsm_nll_grad_fast32(Y, YT, z, alpha, directed, grad_z, grad_alpha, ties_from_y=True):
     one = np.float32(1.0)
     zt = _positions_t(z, one)
-    return _nll_grad_tiles(Y, YT, zt, alpha, directed, grad_z, grad_alpha, ties_from_y, one)
+    B, nb, ntri, gacc, nll_part, ga_part, alpha_t = _tile_setup(zt, alpha)
+    for t in prange(zt.shape[0] * ntri):
+        _tile(Y, YT, zt, alpha_t, directed, ties_from_y, one, gacc, nll_part, ga_part, B, nb, ntri, np.int64(t))
+    return _tile_sums(gacc, nll_part, ga_part, grad_z, grad_alpha)
 
 
 hlsm_nll_grad_fast.__doc__ = _NLL_GRAD_DOC.format(
@@ -539,28 +572,40 @@ def _row_nll(one, yrow, zk, zi, a, i, jmax, dist):
     return nl
 
 
-@njit(parallel=True, cache=True)
-def _nll_rows(Y, zt, alpha, directed, ties_from_y, one):
+@njit(cache=True)
+def _nll_setup(zt, alpha):
+    """Work arrays of the nll-only kernels (see the compile-time note above :func:`_tile_setup`)."""
     K, d, n = zt.shape
-    part = np.zeros(K * n)
+    part = np.empty(K * n)  # every row writes its entry
     zrow = np.zeros(n, dtype=np.int8)  # the ties of the all-non-tie pass
     alpha_t = np.empty(K, dtype=zt.dtype)  # intercepts in the element type
-    alpha_t[:] = alpha
-    for t in prange(K * n):
-        k = t // n
-        i = t - k * n
-        jmax = n if directed else i
-        dist = np.empty(max(jmax, 1), dtype=zt.dtype)
-        zi = zt[k, :, i].copy()
-        yrow = Y[k, i] if ties_from_y else zrow
-        part[t] = float(_row_nll(one, yrow, zt[k], zi, alpha_t[k], i, jmax, dist))
+    for k in range(K):
+        alpha_t[k] = alpha[k]
+    return part, zrow, alpha_t
+
+
+@njit(cache=True)
+def _nll_row_task(Y, zt, alpha_t, directed, ties_from_y, one, zrow, part, t):
+    """Row ``t = k * n + i``: its loss summed over partners j < i (undirected) or j != i."""
+    K, d, n = zt.shape
+    k = t // n
+    i = t - k * n
+    jmax = n if directed else i
+    dist = np.empty(max(jmax, 1), dtype=zt.dtype)
+    zi = zt[k, :, i].copy()
+    yrow = Y[k, i] if ties_from_y else zrow
+    part[t] = float(_row_nll(one, yrow, zt[k], zi, alpha_t[k], i, jmax, dist))
+
+
+@njit(cache=True)
+def _sum_parts(part):
     total = 0.0
-    for t in range(K * n):
+    for t in range(part.shape[0]):
         total += part[t]
     return total
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def hlsm_nll_fast(Y, z, alpha, directed, ties_from_y=True):
     """Fast negative log-likelihood only (same contract as :func:`hlsm_nll`).
 
@@ -569,15 +614,24 @@ def hlsm_nll_fast(Y, z, alpha, directed, ties_from_y=True):
     With ``ties_from_y=False``, ``Y`` is not read and every dyad counts as an
     observed non-tie.
     """
-    return _nll_rows(Y, _positions_t(z, 1.0), alpha, directed, ties_from_y, 1.0)
+    one = 1.0
+    zt = _positions_t(z, one)
+    part, zrow, alpha_t = _nll_setup(zt, alpha)
+    for t in prange(part.shape[0]):
+        _nll_row_task(Y, zt, alpha_t, directed, ties_from_y, one, zrow, part, np.int64(t))
+    return _sum_parts(part)
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def hlsm_nll_fast32(Y, z, alpha, directed, ties_from_y=True):
     """As :func:`hlsm_nll_fast` with the per-pair work and the sums along one row
     in float32 (row sums and the total in float64; see :func:`hlsm_nll_grad_fast32`)."""
     one = np.float32(1.0)
-    return _nll_rows(Y, _positions_t(z, one), alpha, directed, ties_from_y, one)
+    zt = _positions_t(z, one)
+    part, zrow, alpha_t = _nll_setup(zt, alpha)
+    for t in prange(part.shape[0]):
+        _nll_row_task(Y, zt, alpha_t, directed, ties_from_y, one, zrow, part, np.int64(t))
+    return _sum_parts(part)
 
 
 @njit(parallel=True, cache=True)
@@ -613,13 +667,15 @@ def hlsm_edge_correction(t_ptr, t_idx, t_cnt, m_ptr, m_idx, m_cnt, z, alpha, wit
         Incremented by each layer's nll correction.
     """
     K, n, d = z.shape
-    nl_part = np.zeros(K * n)
-    ga_part = np.zeros(K * n)
+    nl_part = np.empty(K * n)  # (np.empty: see the compile-time note above _tile_setup)
+    ga_part = np.empty(K * n)
     for t in prange(K * n):
         k = t // n
         i = t - k * n
         a = alpha[k]
-        g = np.zeros(d)
+        g = np.empty(d)
+        for c0 in range(d):
+            g[c0] = 0.0
         nl = 0.0
         ga = 0.0
         for p in range(t_ptr[k, i], t_ptr[k, i + 1]):
@@ -801,51 +857,75 @@ def hlsm_nll_grad_ext(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_
     K, n, d = z.shape
     p = X.shape[0]
     zt = _positions_t(z, 1.0)
-    nll_part = np.zeros(K * n)
-    ga_part = np.zeros(K * n)
-    gb_part = np.zeros((K * n, max(p, 1)))
-    half = 1.0 if (directed or not with_grad) else 0.5  # undirected value-only rows visit j < i once
-    zrow = np.zeros(n, dtype=np.int8)  # the ties of the all-non-tie pass
-    R = _EXT_ROWS
-    nblk = (n + R - 1) // R
+    # np.empty, explicit loops: np.zeros / array expressions in a parallel function would each
+    # become a parfor of their own (compiled as a separate gufunc: ~0.5 s each); every row
+    # writes its entries of the *_part arrays (gb_part only read if with_grad)
+    nll_part = np.empty(K * n)
+    ga_part = np.empty(K * n)
+    gb_part = np.empty((K * n, max(p, 1)))
+    zrow = np.empty(n, dtype=np.int8)  # the ties of the all-non-tie pass
+    for j in range(n):
+        zrow[j] = 0
+    nblk = (n + _EXT_ROWS - 1) // _EXT_ROWS
+    # the parallel loop body is one call (np.int64(task): the gufunc types the loop index
+    # uint64, which would compile _ext_rows a second time)
     for task in prange(K * nblk):
-        k = task // nblk
-        blk = task - k * nblk
-        a = alpha[k]
-        zk = zt[k]
-        dist = np.empty(n)
-        e1 = np.empty(n)
-        r1 = np.empty(n)
-        l1 = np.empty(n)
-        r2 = np.empty(n)
-        gout = np.empty(d)
-        for i in range(blk * R, min(n, (blk + 1) * R)):
-            t = k * n + i
-            m = n if (with_grad or directed) else i
-            ee, rr, ll, dd = e1[:m], r1[:m], l1[:m], dist[:m]
-            _ext_eta(zk, i, m, a, so[k, i], ro[k, :m], dd, ee)
+        _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
+                  grad_z, grad_s, grad_r, nll_part, ga_part, gb_part, zrow, np.int64(task), nblk)
+    return _ext_reduce(nll_part, ga_part, gb_part, K, n, p, with_grad, grad_alpha, grad_beta)
+
+
+@njit(cache=True)
+def _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
+              grad_z, grad_s, grad_r, nll_part, ga_part, gb_part, zrow, task, nblk):
+    """Rows ``blk * R .. (blk + 1) * R - 1`` of layer k (``task = k * nblk + blk``) of
+    :func:`hlsm_nll_grad_ext`: per-row partial sums into ``*_part``, the row gradients."""
+    K, d, n = zt.shape
+    p = X.shape[0]
+    half = 1.0 if (directed or not with_grad) else 0.5  # undirected value-only rows visit j < i once
+    R = _EXT_ROWS
+    k = task // nblk
+    blk = task - k * nblk
+    a = alpha[k]
+    zk = zt[k]
+    dist = np.empty(n)
+    e1 = np.empty(n)
+    r1 = np.empty(n)
+    l1 = np.empty(n)
+    r2 = np.empty(n)
+    gout = np.empty(d)
+    for i in range(blk * R, min(n, (blk + 1) * R)):
+        t = k * n + i
+        m = n if (with_grad or directed) else i
+        ee, rr, ll, dd = e1[:m], r1[:m], l1[:m], dist[:m]
+        _ext_eta(zk, i, m, a, so[k, i], ro[k, :m], dd, ee)
+        for q in range(p):
+            _ext_add_cov(beta[k, q], X[q, i, :m], ee)
+        nl, ga = _ext_residuals(Y[k, i, :m] if ties_from_y else zrow[:m], ee, rr, ll, i)
+        nll_part[t] = half * nl
+        ga_part[t] = half * ga
+        if not with_grad:
+            continue
+        for q in range(p):
+            gb_part[t, q] = half * _ext_dot(r1, X[q, i])
+        grad_s[k, i] = ga
+        if directed:
+            _ext_eta2(a, ro[k, i], so[k], dist, e1)
             for q in range(p):
-                _ext_add_cov(beta[k, q], X[q, i, :m], ee)
-            nl, ga = _ext_residuals(Y[k, i, :m] if ties_from_y else zrow[:m], ee, rr, ll, i)
-            nll_part[t] = half * nl
-            ga_part[t] = half * ga
-            if not with_grad:
-                continue
-            for q in range(p):
-                gb_part[t, q] = half * _ext_dot(r1, X[q, i])
-            grad_s[k, i] = ga
-            if directed:
-                _ext_eta2(a, ro[k, i], so[k], dist, e1)
-                for q in range(p):
-                    _ext_add_cov(beta[k, q], XT[q, i], e1)
-                _ext_residuals(YT[k, i] if ties_from_y else zrow, e1, r2, l1, i)
-                grad_r[k, i] = _ext_sum_add(r2, r1)
-                _ext_grad_z(zk, i, r2, gout)
-            else:
-                grad_r[k, i] = 0.0
-                _ext_grad_z(zk, i, r1, gout)
-            for c in range(d):
-                grad_z[k, i, c] = gout[c]
+                _ext_add_cov(beta[k, q], XT[q, i], e1)
+            _ext_residuals(YT[k, i] if ties_from_y else zrow, e1, r2, l1, i)
+            grad_r[k, i] = _ext_sum_add(r2, r1)
+            _ext_grad_z(zk, i, r2, gout)
+        else:
+            grad_r[k, i] = 0.0
+            _ext_grad_z(zk, i, r1, gout)
+        for c in range(d):
+            grad_z[k, i, c] = gout[c]
+
+
+@njit(cache=True)
+def _ext_reduce(nll_part, ga_part, gb_part, K, n, p, with_grad, grad_alpha, grad_beta):
+    """Per-row partial sums of :func:`hlsm_nll_grad_ext` added in a fixed order."""
     nll = 0.0
     for k in range(K):
         acc = 0.0
@@ -890,14 +970,16 @@ def hlsm_dyad_correction(ptr, idx, ct, cs, ptrT, idxT, ctT, csT, z, alpha, so, r
         Incremented by each layer's nll terms.
     """
     K, n, d = z.shape
-    nl_part = np.zeros(K * n)
-    ga_part = np.zeros(K * n)
+    nl_part = np.empty(K * n)  # (np.empty: see the compile-time note above _tile_setup)
+    ga_part = np.empty(K * n)
     half = 1.0 if directed else 0.5
     for t in prange(K * n):
         k = t // n
         i = t - k * n
         a = alpha[k]
-        g = np.zeros(d)
+        g = np.empty(d)
+        for c0 in range(d):
+            g[c0] = 0.0
         nl = 0.0
         ga = 0.0
         for q in range(ptr[k, i], ptr[k, i + 1]):

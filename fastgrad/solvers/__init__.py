@@ -1,7 +1,9 @@
 """Generic optimisers, each written once and shared by every model.
 
 All solvers work on a flat float64 parameter vector and return a
-:class:`SolverResult`.
+:class:`SolverResult`. Importing this package does not import SciPy: the
+solvers built on it (:func:`newton`'s Cholesky factorisation, :func:`lbfgs`)
+import it when first called.
 """
 from ._common import SolverResult
 from .proxgrad import proximal_gradient

@@ -1,6 +1,5 @@
 """Limited-memory BFGS for smooth objectives (wraps SciPy's L-BFGS-B)."""
 import numpy as np
-from scipy.optimize import minimize
 
 from .._validation import check_scalar
 from ._common import Progress, SolverResult, warn_not_converged
@@ -110,6 +109,7 @@ def lbfgs(fun, x0, *, max_iter=1000, tol=1e-10, gtol=1e-8, m=10, callback=None,
                "gtol": gtol * max(1.0, g0norm), "maxfun": max(15000, 20 * max_iter),
                "maxls": 50}
     status = None
+    from scipy.optimize import minimize  # here: importing scipy.optimize takes ~0.4 s
     try:
         res = minimize(fg, x, jac=True, method="L-BFGS-B", callback=cb, options=options)
         x, f, status, message = res.x, float(res.fun), int(res.status), str(res.message)

@@ -5,7 +5,6 @@ returning the objective and its gradient, and a function returning the dense
 Hessian.
 """
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from .._validation import check_scalar
 from ._common import Progress, SolverResult, warn_not_converged
@@ -40,6 +39,7 @@ def newton_direction(H, g, *, max_shift_tries=12):
         The multiple of the identity that was added (0.0 if none, ``inf`` if
         the gradient direction was used).
     """
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve  # here: importing scipy.linalg takes ~0.2 s
     H = np.asarray(H, dtype=np.float64)
     m = g.shape[0]
     if H.shape != (m, m):

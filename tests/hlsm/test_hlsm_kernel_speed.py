@@ -294,3 +294,30 @@ def test_user_njit_can_call_new_kernels():
     assert f32 == pytest.approx(f64, rel=1e-6) and n32 == pytest.approx(f64, rel=1e-6)
     assert e == pytest.approx(np.exp(-1.0), rel=1e-15) and l1p == pytest.approx(np.log(2.0), rel=1e-15)
     assert sp == pytest.approx(np.log(2.0), rel=1e-6) and s == 0.5
+
+
+def test_parallel_loop_bodies_are_compiled_with_int64_indices_only():
+    # First-run cost: each parallel kernel's prange body is one call to a jitted helper. Inside
+    # the gufunc Numba types the loop index uint64; passed on uncast, the helper would be
+    # compiled a second time (and its code generated again in every wrapper layer). Fresh,
+    # uncached copies of the kernels are compiled here: a kernel loaded from the cache does
+    # not type its helpers at all.
+    from numba import types
+
+    from fastgrad.kernels import hlsm as H
+    _, Yenc, YT, z, alpha = _problem(30, 2, 2, True, 0.05, seed=3)
+    K, n, _ = z.shape
+    fresh = {name: njit(parallel=True)(getattr(H, name).py_func)
+             for name in ("hlsm_nll_grad_fast", "hlsm_nll_fast", "hlsm_nll_grad_ext")}
+    g, ga = np.empty_like(z), np.empty(K)
+    f = fresh["hlsm_nll_grad_fast"](Yenc, YT, z, alpha, True, g, ga, True)
+    assert f == _run(hlsm_nll_grad_fast, Yenc, YT, z, alpha, True)[0]
+    assert fresh["hlsm_nll_fast"](Yenc, z, alpha, True, True) == hlsm_nll_fast(Yenc, z, alpha, True)
+    so = np.zeros((K, n))
+    X = np.zeros((0, n, n))
+    fresh["hlsm_nll_grad_ext"](Yenc, YT, z, alpha, so, so, X, X, np.zeros((K, 0)), True, True, True,
+                               g, ga, np.empty((K, n)), np.empty((K, n)), np.empty((K, 0)))
+    for helper, index_arg in ((H._tile, 13), (H._nll_row_task, 8), (H._ext_rows, 19)):
+        sigs = helper.signatures
+        assert sigs, helper
+        assert all(sig[index_arg] == types.int64 for sig in sigs), (helper, sigs)
