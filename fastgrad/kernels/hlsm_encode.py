@@ -32,7 +32,7 @@ def hlsm_encode_layers(A, directed, out, first_bad, asym, counts):
         the ties of each layer, over ordered dyads.
     """
     K, n = A.shape[0], A.shape[1]
-    rows = np.zeros((K * n, 2), dtype=np.int64)
+    rows = np.empty((K * n, 2), dtype=np.int64)  # every row is written (np.zeros would be a parfor of its own)
     for r in prange(K * n):
         k = r // n
         i = r - k * n
