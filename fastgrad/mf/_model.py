@@ -576,8 +576,10 @@ def _jsonable(params):
 def _penalty(model, cu, ci):
     """Sum over ratings of the penalty terms, from per-row rating counts."""
     from ..kernels.mf import mf_penalty
+    # explicit identity rows (int32, as the working frame's): one specialisation of the kernel
     return mf_penalty(model.user_bias, model.item_bias, model.P, model.Q, cu, ci,
-                      model.params["reg"], model.params["reg_bias"])
+                      model.params["reg"], model.params["reg_bias"],
+                      np.arange(model.P.shape[0], dtype=np.int32), np.arange(model.Q.shape[0], dtype=np.int32))
 
 
 def _init_factors(seed, n_users, n_items, n_factors, std, n_threads, dtype=np.float64):
@@ -788,8 +790,9 @@ class _Frame:
         """:func:`mf_penalty` of the working-frame parameters, summed in original row order
         (equal, bit for bit, to the penalty of the scattered parameters)."""
         from ..kernels.mf import mf_penalty
-        if self.identity:
-            return mf_penalty(*work, cu, ci, reg, reg_bias)
+        if self.identity:  # identity rows as int32 arrays: the same specialisation as below
+            return mf_penalty(*work, cu, ci, reg, reg_bias, np.arange(work[2].shape[0], dtype=np.int32),
+                              np.arange(work[3].shape[0], dtype=np.int32))
         return mf_penalty(*work, cu, ci, reg, reg_bias, self.un, self.in_)
 
 
