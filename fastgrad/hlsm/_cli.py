@@ -44,6 +44,7 @@ def add_parser(subparsers):
 def run(args):
     from .. import datasets
     from .. import hlsm
+    from ._plot import _plot_hlsm
     if args.edgelist:
         data = datasets.read_edgelist(args.edgelist, directed=args.directed)
         data.name = os.path.splitext(os.path.basename(args.edgelist))[0]
@@ -91,11 +92,11 @@ def run(args):
     print(f"wrote {stem}_positions.csv, {stem}_result.npz", end="")
     if not args.no_plot:
         try:
-            fig = res.plot(Y=data, labels=True, path=stem + "_plot.png")
-            import matplotlib.pyplot as plt
-            plt.close(fig)
+            # a bare Agg figure, saved only: no matplotlib.pyplot import (~0.4 s of a 2 s run)
+            _plot_hlsm(res, Y=data, labels=True, path=stem + "_plot.png", pyplot=False)
             print(f", {stem}_plot.png", end="")
             if cv is not None:
+                import matplotlib.pyplot as plt
                 plt.close(cv.plot(path=stem + "_cv.png"))
                 print(f", {stem}_cv.png", end="")
             print()

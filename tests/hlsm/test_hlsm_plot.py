@@ -35,3 +35,35 @@ def test_plot_draws_each_tie_once_between_layer_positions(directed):
         assert (seg[:, 1] >= y0).all() and (seg[:, 1] <= y1).all()
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_agg_figure_saves_the_same_image_as_the_pyplot_figure(tmp_path):
+    # the CLI draws on a bare Agg figure (no pyplot); its PNG must equal plot_hlsm's pixel for pixel,
+    # and the figure must not be registered with pyplot (nothing to close, nothing shown)
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    from matplotlib.image import imread
+    from fastgrad.hlsm._plot import _plot_hlsm
+    data = datasets.load_florentine()
+    res = hlsm.fit(data, 3.0, random_state=0, max_iter=200)
+    before = plt.get_fignums()
+    fig = _plot_hlsm(res, Y=data, labels=True, path=tmp_path / "agg.png", pyplot=False)
+    assert plt.get_fignums() == before and fig.canvas.__class__.__name__ == "FigureCanvasAgg"
+    ref = res.plot(Y=data, labels=True, path=tmp_path / "pyplot.png")
+    plt.close(ref)
+    a, b = imread(tmp_path / "agg.png"), imread(tmp_path / "pyplot.png")
+    assert a.shape == b.shape and a.shape[0] > 100
+    assert np.array_equal(a, b)
+    assert a.std() > 0.05  # not a blank canvas
+
+
+def test_cli_plot_does_not_import_pyplot(tmp_path):
+    import subprocess
+    import sys
+    pytest.importorskip("matplotlib")
+    code = ("import sys; from fastgrad.__main__ import main; "
+            f"rc = main(['hlsm', '--dataset', 'florentine', '--lam', '3', '--max-iter', '200', '--out', {str(tmp_path)!r}]); "
+            "assert rc == 0; print('pyplot' if 'matplotlib.pyplot' in sys.modules else 'no pyplot')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "no pyplot"
+    assert (tmp_path / "hlsm_florentine_plot.png").stat().st_size > 1000
