@@ -67,3 +67,18 @@ def test_cli_plot_does_not_import_pyplot(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "no pyplot"
     assert (tmp_path / "hlsm_florentine_plot.png").stat().st_size > 1000
+
+
+def test_saving_the_plot_draws_it_once():
+    # tight_layout's leftover placeholder layout engine made savefig draw the figure twice
+    pytest.importorskip("matplotlib")
+    import io
+    from fastgrad.hlsm._plot import _plot_hlsm
+    data = datasets.load_florentine()
+    res = hlsm.fit(data, 3.0, random_state=0, max_iter=200)
+    fig = _plot_hlsm(res, Y=data, pyplot=False)
+    calls = []
+    draw = fig.draw
+    fig.draw = lambda renderer: (calls.append(1), draw(renderer))[1]
+    fig.savefig(io.BytesIO(), format="png")
+    assert len(calls) == 1
