@@ -2,7 +2,7 @@
 import numpy as np
 
 __all__ = ["LayersBase", "check_layer_shapes", "newton_intercept", "is_sparse_input", "AUTO_MIN_N", "classical_mds",
-           "finish_start"]
+           "finish_start", "fast_kernels"]
 
 #: ``sparse="auto"`` in :func:`fastgrad.hlsm.fit` switches to the sparse likelihood
 #: for sparse input from this many nodes.
@@ -92,6 +92,17 @@ class LayersBase:
         """``(b, alpha)``: MDS positions of the union graph and their intercepts."""
         raise NotImplementedError
 
+
+
+def fast_kernels(dtype):
+    """``(nll_grad, nll)``: the fast pass-over-pairs kernels for ``dtype`` (float64 or float32)."""
+    from ..kernels import hlsm as K
+    dt = np.dtype(dtype)
+    if dt == np.float64:
+        return K.hlsm_nll_grad_fast, K.hlsm_nll_fast
+    if dt == np.float32:
+        return K.hlsm_nll_grad_fast32, K.hlsm_nll_fast32
+    raise ValueError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r}")
 
 
 def is_sparse_input(Y):

@@ -1,19 +1,9 @@
 """Dense multiplex data: :class:`DenseLayers` (an int8 array) and its compiled encoding."""
 import numpy as np
 
-from ._base import LayersBase, check_layer_shapes, classical_mds, finish_start
+from ._base import LayersBase, check_layer_shapes, classical_mds, fast_kernels, finish_start
 
 __all__ = ["DenseLayers", "encode_layers", "encode_dense"]
-
-
-def _dense_kernel(name, dtype):
-    from ..kernels import hlsm as K
-    dt = np.dtype(dtype)
-    if dt == np.float64:
-        return getattr(K, name)
-    if dt == np.float32:
-        return getattr(K, name + "32")
-    raise ValueError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r}")
 
 
 class DenseLayers(LayersBase):
@@ -36,12 +26,11 @@ class DenseLayers(LayersBase):
         z = np.ascontiguousarray(z)
         grad_z = np.empty_like(z)
         grad_alpha = np.empty_like(alpha)
-        nll = _dense_kernel("hlsm_nll_grad_fast", dtype)(self.Y, self.YT, z, alpha, self.directed, grad_z,
-                                                         grad_alpha)
+        nll = fast_kernels(dtype)[0](self.Y, self.YT, z, alpha, self.directed, grad_z, grad_alpha)
         return float(nll), grad_z, grad_alpha
 
     def nll(self, z, alpha, *, per_layer=False, dtype=np.float64):
-        kern = _dense_kernel("hlsm_nll_fast", dtype)
+        kern = fast_kernels(dtype)[1]
         z = np.ascontiguousarray(z)
         if per_layer:
             return np.array([kern(self.Y[k:k + 1], np.ascontiguousarray(z[k:k + 1]), alpha[k:k + 1],

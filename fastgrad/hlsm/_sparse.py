@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from ._base import AUTO_MIN_N, LayersBase, check_layer_shapes, classical_mds, finish_start, is_sparse_input
+from ._base import (AUTO_MIN_N, LayersBase, check_layer_shapes, classical_mds, fast_kernels, finish_start,
+                    is_sparse_input)
 
 __all__ = ["SparseLayers", "encode_sparse", "layers_from_edges", "nll_grad_sparse", "nll_sparse",
            "case_control_layers", "dyad_lists", "nll_grad_sparse_ext"]
@@ -105,7 +106,7 @@ class SparseLayers(LayersBase):
         return out
 
     def subgraph(self, idx):
-        from ._dense import DenseLayers, encode_layers
+        from ._dense import encode_dense
         out = []
         for k in range(self.K):
             T = self.tie_layers[k][idx][:, idx].tocsr()
@@ -116,7 +117,7 @@ class SparseLayers(LayersBase):
                 T = (T + M).tocsr()
             out.append(T)
         if idx.size <= AUTO_MIN_N:
-            return DenseLayers.from_encoded(encode_layers(out, directed=self.directed), self.directed)
+            return encode_dense(out, directed=self.directed)
         return encode_sparse(out, directed=self.directed)
 
     def dyad_values(self, k, i, j):
@@ -254,17 +255,6 @@ def encode_sparse(Y, *, directed=False, name="Y"):
 _DUMMY_Y = np.zeros((1, 1, 1), dtype=np.int8)
 
 
-def _dense_kernels(dtype):
-    """(nll+grad, nll) kernels of the all-non-tie pass for ``dtype`` (float64 or float32)."""
-    from ..kernels.hlsm import hlsm_nll_fast, hlsm_nll_fast32, hlsm_nll_grad_fast, hlsm_nll_grad_fast32
-    dt = np.dtype(dtype)
-    if dt == np.float64:
-        return hlsm_nll_grad_fast, hlsm_nll_fast
-    if dt == np.float32:
-        return hlsm_nll_grad_fast32, hlsm_nll_fast32
-    raise ValueError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r}")
-
-
 def nll_grad_sparse(S, z, alpha, *, dtype=np.float64):
     """nll, grad_z, grad_alpha of the HLSM for sparse data ``S`` at positions ``z`` (K, n, d).
 
@@ -273,7 +263,7 @@ def nll_grad_sparse(S, z, alpha, *, dtype=np.float64):
     fast); the edge correction, the sums and the outputs stay float64.
     """
     from ..kernels.hlsm import hlsm_edge_correction
-    nll_grad, _ = _dense_kernels(dtype)
+    nll_grad, _ = fast_kernels(dtype)
     z = np.ascontiguousarray(z)
     grad_z = np.empty_like(z)
     grad_alpha = np.empty(S.K)
@@ -292,7 +282,7 @@ def nll_grad_sparse(S, z, alpha, *, dtype=np.float64):
 def nll_sparse(S, z, alpha, *, per_layer=False, dtype=np.float64):
     """nll (or the (K,) per-layer nll) for sparse data ``S``; ``dtype`` as in :func:`nll_grad_sparse`."""
     from ..kernels.hlsm import hlsm_edge_correction
-    _, nll_fast = _dense_kernels(dtype)
+    _, nll_fast = fast_kernels(dtype)
     z = np.ascontiguousarray(z)
     K = S.K
     if not S.dense_part:
