@@ -73,9 +73,10 @@ class DSGDTrainer:
     """
 
     def __init__(self, client, users, items, ratings, n_users, n_items, rng, n_blocks=None,
-                 max_retries=2, stats=None):
+                 max_retries=2, stats=None, shuffle="epoch"):
         from ..kernels.mf import mf_block_schedule, mf_partition
         self.client = client
+        self.reshuffle = shuffle == "epoch"       # "once": only the first epoch shuffles its cells
         self.rng = rng
         self.max_retries = max_retries
         self.workers = workers = self._workers()
@@ -120,7 +121,8 @@ class DSGDTrainer:
         if self._seeds:                    # replay the in-place per-cell shuffles of the finished epochs
             u, i, r = u.copy(), i.copy(), r.copy()
             for seed in self._seeds:
-                mf_shuffle_blocks(u, i, r, self.block_ptr, seed)
+                if seed >= 0:
+                    mf_shuffle_blocks(u, i, r, self.block_ptr, seed)
         self.cell_futs = [None] * (B * B)
         sent = 0
         for c in range(B * B):
@@ -152,6 +154,8 @@ class DSGDTrainer:
     def epoch(self, mu, bu, bi, P, Q, lr, reg, reg_bias):
         """One DSGD epoch on the workers; updates ``bu, bi, P, Q`` in place; returns the SSE."""
         seed = int(self.rng.integers(_SEED_HIGH))        # the local fit's draws, same order
+        if self._seeds and not self.reshuffle:
+            seed = -1                                    # keep the cells' order
         strata = self.rng.permutation(self.n_blocks)
         t0 = time.perf_counter()
         sse, moved, gathered, sent = with_recovery(
@@ -233,11 +237,11 @@ def _local_index(block, m):
     return out
 
 
-def make_trainer(client, users, items, ratings, n_users, n_items, rng, n_blocks):
+def make_trainer(client, users, items, ratings, n_users, n_items, rng, n_blocks, shuffle="epoch"):
     """Hook used by :func:`fastgrad.mf.fit` when it is given a ``client``."""
     opts = client if isinstance(client, ClientOptions) else ClientOptions(client, None, 2)
     from ._setup import check_client, get_client
     client = get_client(opts.client)
     check_client(client)
     return DSGDTrainer(client, users, items, ratings, n_users, n_items, rng, n_blocks,
-                       max_retries=opts.max_retries, stats=opts.stats)
+                       max_retries=opts.max_retries, stats=opts.stats, shuffle=shuffle)

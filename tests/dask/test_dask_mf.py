@@ -30,12 +30,12 @@ def _assert_same_model(a, b):
     assert a.n_iter == b.n_iter and a.params["n_blocks"] == b.params["n_blocks"]
 
 
-@pytest.mark.parametrize("n_blocks", [2, 3])
-def test_equals_local_blocked_fit_bitwise(live, data, n_blocks):
+@pytest.mark.parametrize("n_blocks, shuffle", [(2, "once"), (3, "once"), (2, "epoch")])
+def test_equals_local_blocked_fit_bitwise(live, data, n_blocks, shuffle):
     from fastgrad.dask import fit_mf
-    local = mf.fit(*data, n_blocks=n_blocks, **KW)
+    local = mf.fit(*data, n_blocks=n_blocks, shuffle=shuffle, **KW)
     stats = {}
-    dist = fit_mf(live, *data, n_blocks=n_blocks, stats=stats, **KW)
+    dist = fit_mf(live, *data, n_blocks=n_blocks, stats=stats, shuffle=shuffle, **KW)
     _assert_same_model(local, dist)
     assert stats["recoveries"] == 0 and len(stats["seconds"]) == KW["n_epochs"]
     # and it is a real fit: the serial schedule gives a different (but as good) model

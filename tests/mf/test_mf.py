@@ -426,7 +426,7 @@ def test_parallel_and_serial_paths_agree(sim):
 
 def _reference_fit(u, i, r, *, n_blocks, random_state, n_epochs, lr=0.005, lr_decay=1.0,
                    n_factors=8, reg=0.02, reg_bias=0.02, init_std=0.1, validation=None,
-                   scale=(-np.inf, np.inf), modify=None):
+                   scale=(-np.inf, np.inf), modify=None, shuffle="once"):
     """The SGD schedule of mf.fit driven from Python in the ORIGINAL row frame (no relabelling,
     no working copies), with fit's documented order of random draws: the init seed, then
     (B > 1) the user and item tie-break permutations, then per epoch the shuffle seed and
@@ -453,11 +453,14 @@ def _reference_fit(u, i, r, *, n_blocks, random_state, n_epochs, lr=0.005, lr_de
     for ep in range(n_epochs):
         lr_e = lr * lr_decay ** ep
         seed = int(gen.integers(2**63 - 1))
+        if shuffle == "once" and ep > 0:
+            seed = -1                   # the order of the first epoch's shuffle is kept
         if B > 1:
             sse = mf_sgd_epoch_blocked(du, di, dr, ptr, B, gen.permutation(B), seed, mu, bu, bi, P, Q,
                                        lr_e, reg, reg_bias)
         else:
-            mf_shuffle(du, di, dr, seed)
+            if seed >= 0:
+                mf_shuffle(du, di, dr, seed)
             sse = mf_sgd_epoch(du, di, dr, mu, bu, bi, P, Q, lr_e, reg, reg_bias)
         out["history"].append((sse + mf_penalty(bu, bi, P, Q, cu, ci, reg, reg_bias)) / n)
         out["train_rmse"].append(np.sqrt(sse / n))
@@ -480,14 +483,15 @@ def _assert_fit_equals_reference(m, ref, n_iter):
         np.testing.assert_array_equal(getattr(m, key), np.asarray(ref[key][:m.n_iter]), err_msg=key)
 
 
+@pytest.mark.parametrize("shuffle", ["once", "epoch"])
 @pytest.mark.parametrize("n_blocks, n_threads", [(1, 1), (3, 2), (8, 2), (4, 1)])
-def test_fit_is_bitwise_the_reference_schedule(sim, n_blocks, n_threads):
+def test_fit_is_bitwise_the_reference_schedule(sim, n_blocks, n_threads, shuffle):
     """mf.fit (relabelled working frame, metrics computed there) == the plain schedule, bit for bit."""
     u, i, r, test, _ = sim
     n_threads = min(n_threads, MAX_THREADS)
     tr = ~test
     vu, vi, vr = u[test], i[test], r[test]
-    kw = dict(n_blocks=n_blocks, random_state=7, n_epochs=5, lr=0.01, lr_decay=0.8)
+    kw = dict(n_blocks=n_blocks, random_state=7, n_epochs=5, lr=0.01, lr_decay=0.8, shuffle=shuffle)
     m = mf.fit(u[tr], i[tr], r[tr], n_threads=n_threads, validation=(vu, vi, vr), rating_scale=(1, 5),
                n_factors=8, **kw)
     # simulate's ids are 0..m-1, all present in the training part: rows are the ids themselves
@@ -531,6 +535,20 @@ def test_fit_callback_changes_and_early_stopping_restore_as_reference(sim):
     for got, want in zip((m.user_bias, m.item_bias, m.P, m.Q), ref["params"][m.best_epoch - 1]):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(m.val_rmse, ref["val_rmse"][:m.n_iter])
+
+
+def test_shuffle_once_keeps_the_first_order_and_predicts_as_well(sim):
+    u, i, r, test, _ = sim
+    tr = ~test
+    kw = dict(n_factors=8, n_epochs=8, random_state=5, n_threads=1, n_blocks=3)
+    once = mf.fit(u[tr], i[tr], r[tr], **kw)
+    every = mf.fit(u[tr], i[tr], r[tr], shuffle="epoch", **kw)
+    assert once.params["shuffle"] == "once" and every.params["shuffle"] == "epoch"
+    assert not np.array_equal(once.P, every.P)        # a different schedule after the first epoch
+    a, b = once.rmse(u[test], i[test], r[test]), every.rmse(u[test], i[test], r[test])
+    assert abs(a - b) < 0.01 * b
+    with pytest.raises(ValueError, match="shuffle"):
+        mf.fit(u, i, r, shuffle="never")
 
 
 def test_same_seed_same_threads_identical_fit(sim):
