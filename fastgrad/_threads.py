@@ -24,6 +24,16 @@ def threads_for(work):
         numba.set_num_threads(old)
 
 
+def runs_serially(work):
+    """True if a kernel call doing ``work`` runs on one thread (small work, or numba set to
+    one thread): the front-ends then call a kernel's serial twin, which compiles faster
+    and skips the parallel launch."""
+    if work < SMALL_WORK:
+        return True
+    import numba
+    return numba.get_num_threads() == 1
+
+
 _BLAS_STATE = {"key": None, "ctl": None}
 
 

@@ -105,6 +105,14 @@ def fast_kernels(dtype):
     raise ValueError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r}")
 
 
+def ext_kernel(work):
+    """:func:`~fastgrad.kernels.hlsm_nll_grad_ext`, or its serial twin (bit-identical) for a
+    call that runs on one thread (``work`` = K n^2 pairs; see :func:`fastgrad._threads.runs_serially`)."""
+    from .._threads import runs_serially
+    from ..kernels import hlsm as K
+    return K.hlsm_nll_grad_ext_serial if runs_serially(work) else K.hlsm_nll_grad_ext
+
+
 def is_sparse_input(Y):
     """True for a non-empty list/tuple of scipy.sparse matrices."""
     return isinstance(Y, (list, tuple)) and len(Y) > 0 and all(hasattr(A, "tocsr") for A in Y)

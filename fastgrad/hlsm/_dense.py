@@ -1,7 +1,7 @@
 """Dense multiplex data: :class:`DenseLayers` (an int8 array) and its compiled encoding."""
 import numpy as np
 
-from ._base import LayersBase, check_layer_shapes, classical_mds, fast_kernels, finish_start
+from ._base import LayersBase, check_layer_shapes, classical_mds, ext_kernel, fast_kernels, finish_start
 
 __all__ = ["DenseLayers", "encode_layers", "encode_dense"]
 
@@ -40,8 +40,8 @@ class DenseLayers(LayersBase):
     def nll_grad_ext(self, z, alpha, so, ro, X, XT, beta, with_grad=True, per_layer=False):
         """nll and gradients (z, alpha, so, ro, beta) of the model with node effects ``so``/``ro``
         (K, n) and covariates ``X`` (p, n, n) with coefficients ``beta`` (K, p)."""
-        from ..kernels.hlsm import hlsm_nll_grad_ext
         K, n, _ = z.shape
+        hlsm_nll_grad_ext = ext_kernel(K * n * n)
         z = np.ascontiguousarray(z)
         p = X.shape[0]
         beta = np.ascontiguousarray(beta, dtype=np.float64).reshape(K, p)
@@ -185,8 +185,10 @@ def _numeric(A, name, what):
 def _encode_compiled(A, directed, name, first=0):
     """Encode (K, n, n) numeric ``A`` with :func:`fastgrad.kernels.hlsm_encode_layers` and
     raise the errors of :func:`encode_layers` (layers numbered from ``first``)."""
-    from ..kernels.hlsm_encode import hlsm_encode_layers
+    from .._threads import runs_serially
+    from ..kernels import hlsm_encode as E
     K, n = A.shape[0], A.shape[1]
+    hlsm_encode_layers = E.hlsm_encode_layers_serial if runs_serially(K * n * n) else E.hlsm_encode_layers
     out = np.empty((K, n, n), dtype=np.int8)
     bad = np.empty((K, n), dtype=np.int64)
     asym = np.empty((K, n), dtype=np.int64)

@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from ._base import (AUTO_MIN_N, LayersBase, check_layer_shapes, classical_mds, fast_kernels, finish_start,
-                    is_sparse_input)
+from ._base import (AUTO_MIN_N, LayersBase, check_layer_shapes, classical_mds, ext_kernel, fast_kernels,
+                    finish_start, is_sparse_input)
 
 __all__ = ["SparseLayers", "encode_sparse", "layers_from_edges", "nll_grad_sparse", "nll_sparse",
            "case_control_layers", "dyad_lists", "nll_grad_sparse_ext"]
@@ -353,9 +353,10 @@ def nll_grad_sparse_ext(S, z, alpha, so, ro, *, with_grad=True, per_layer=False)
     ``(nll, grad_z, grad_alpha, grad_s, grad_r)`` (``nll`` per layer, shape (K,),
     if ``per_layer``; the gradients are None without ``with_grad``).
     """
-    from ..kernels.hlsm import hlsm_dyad_correction, hlsm_nll_grad_ext
+    from ..kernels.hlsm import hlsm_dyad_correction
     z = np.ascontiguousarray(z)
     K, n, d = z.shape
+    hlsm_nll_grad_ext = ext_kernel(K * n * n)
     gz, ga = np.zeros_like(z), np.zeros(K)
     gs, gr = np.zeros((K, n)), np.zeros((K, n))
     X0, b0 = np.zeros((0, 1, 1)), np.zeros((K, 0))

@@ -10,7 +10,8 @@ from ._math import (fast_exp_neg, fast_exp_neg32, fast_log1p_small, fast_log1p_s
                     fast_softplus_sigmoid32, fast_softplus_sigmoid64, fast_softplus64)
 from .hlsm import (hlsm_edge_correction, hlsm_nll, hlsm_nll_fast, hlsm_nll_grad, hlsm_nll_grad_fast,
                    hlsm_pair_probabilities)
-from .hlsm import hlsm_nll_fast32, hlsm_nll_grad_fast32, hlsm_nll_grad_ext, hlsm_dyad_correction
+from .hlsm import (hlsm_nll_fast32, hlsm_nll_grad_fast32, hlsm_nll_grad_ext, hlsm_nll_grad_ext_serial,
+                   hlsm_dyad_correction)
 from .hlsm_place import hlsm_place_nodes, hlsm_place_objective
 from .multinomial import (multinomial_hessian, multinomial_hessian_csr, multinomial_loss,
                           multinomial_loss_csr, multinomial_loss_grad, multinomial_loss_grad_csr,
@@ -26,7 +27,7 @@ from .glm import (LOSS_LOGISTIC, LOSS_SQUARED, glm_cd, glm_cd_csc, glm_cd_gram, 
 __all__ = [
     "sigmoid", "softplus", "log_sigmoid", "softplus_sigmoid", "logsumexp",
     "hlsm_nll", "hlsm_nll_grad", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast",
-    "hlsm_edge_correction", "hlsm_nll_grad_ext", "hlsm_dyad_correction", "hlsm_place_nodes", "hlsm_place_objective",
+    "hlsm_edge_correction", "hlsm_nll_grad_ext", "hlsm_nll_grad_ext_serial", "hlsm_dyad_correction", "hlsm_place_nodes", "hlsm_place_objective",
     "fast_exp", "fast_log1p_unit", "fast_softplus_sigmoid",
     "hlsm_nll_grad_fast32", "hlsm_nll_fast32", "fast_exp_neg", "fast_log1p_small", "fast_softplus64",
     "fast_softplus_sigmoid64", "fast_exp_neg32", "fast_log1p_small32", "fast_softplus32", "fast_softplus_sigmoid32",
@@ -41,9 +42,9 @@ __all__ = [
     "LOSS_SQUARED", "LOSS_LOGISTIC", "glm_loss_grad", "glm_loss_grad_csr", "glm_loss",
     "glm_loss_csr", "glm_cd", "glm_cd_csc", "glm_cd_gram", "glm_col_dots", "glm_col_dots_csc",
 ]
-__all__ += ["hlsm_encode_layers"]
+__all__ += ["hlsm_encode_layers", "hlsm_encode_layers_serial"]
 
-from .hlsm_encode import hlsm_encode_layers  # noqa: E402
+from .hlsm_encode import hlsm_encode_layers, hlsm_encode_layers_serial  # noqa: E402
 
 #: Old names kept for one release: ``old -> new``.
 _DEPRECATED = {"fast_softplus_v2": "fast_softplus64", "fast_softplus_sigmoid_v2": "fast_softplus_sigmoid64"}

@@ -22,7 +22,7 @@ from ._math import fast_softplus_sigmoid32, fast_softplus_sigmoid_v2, softplus, 
 
 __all__ = ["hlsm_nll_grad", "hlsm_nll", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast",
            "hlsm_edge_correction", "hlsm_nll_grad_fast32", "hlsm_nll_fast32", "hlsm_nll_grad_ext",
-           "hlsm_dyad_correction"]
+           "hlsm_nll_grad_ext_serial", "hlsm_dyad_correction"]
 
 
 @njit(cache=True)
@@ -856,6 +856,38 @@ def hlsm_nll_grad_ext(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_
     """
     K, n, d = z.shape
     p = X.shape[0]
+    zt, nll_part, ga_part, gb_part, zrow, nblk = _ext_setup(z, p)
+    # the parallel loop body is one call (np.int64(task): the gufunc types the loop index
+    # uint64, which would compile _ext_rows a second time)
+    for task in prange(K * nblk):
+        _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
+                  grad_z, grad_s, grad_r, nll_part, ga_part, gb_part, zrow, np.int64(task), nblk)
+    return _ext_reduce(nll_part, ga_part, gb_part, K, n, p, with_grad, grad_alpha, grad_beta)
+
+
+@njit(cache=True)
+def hlsm_nll_grad_ext_serial(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
+                             grad_z, grad_alpha, grad_s, grad_r, grad_beta):
+    """:func:`hlsm_nll_grad_ext` on one thread: the same row tasks and the same fixed-order
+    reduction, so bit-identical results, without the parallel machinery.
+
+    For small networks (the front-ends use it when a call would run on one thread anyway),
+    for calls from a user's own ``prange`` loop, and for the first fit's compile time:
+    compiling the parallel kernel's gufunc costs about 2 s more than this one.
+    """
+    K, n, d = z.shape
+    p = X.shape[0]
+    zt, nll_part, ga_part, gb_part, zrow, nblk = _ext_setup(z, p)
+    for task in range(K * nblk):
+        _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
+                  grad_z, grad_s, grad_r, nll_part, ga_part, gb_part, zrow, np.int64(task), nblk)
+    return _ext_reduce(nll_part, ga_part, gb_part, K, n, p, with_grad, grad_alpha, grad_beta)
+
+
+@njit(cache=True)
+def _ext_setup(z, p):
+    """Transposed positions and the work arrays of :func:`hlsm_nll_grad_ext`."""
+    K, n, d = z.shape
     zt = _positions_t(z, 1.0)
     # np.empty, explicit loops: np.zeros / array expressions in a parallel function would each
     # become a parfor of their own (compiled as a separate gufunc: ~0.5 s each); every row
@@ -867,12 +899,7 @@ def hlsm_nll_grad_ext(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_
     for j in range(n):
         zrow[j] = 0
     nblk = (n + _EXT_ROWS - 1) // _EXT_ROWS
-    # the parallel loop body is one call (np.int64(task): the gufunc types the loop index
-    # uint64, which would compile _ext_rows a second time)
-    for task in prange(K * nblk):
-        _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
-                  grad_z, grad_s, grad_r, nll_part, ga_part, gb_part, zrow, np.int64(task), nblk)
-    return _ext_reduce(nll_part, ga_part, gb_part, K, n, p, with_grad, grad_alpha, grad_beta)
+    return zt, nll_part, ga_part, gb_part, zrow, nblk
 
 
 @njit(cache=True)

@@ -1,0 +1,92 @@
+"""The serial twins of the parallel HLSM kernels give bit-identical results, and the
+front-ends pick them for calls that run on one thread (first-fit compile time)."""
+import numba
+import numpy as np
+import pytest
+
+from fastgrad import _threads
+from fastgrad.hlsm._base import ext_kernel
+from fastgrad.kernels import (hlsm_encode_layers, hlsm_encode_layers_serial, hlsm_nll_grad_ext,
+                              hlsm_nll_grad_ext_serial)
+
+
+def _layers(rng, K, n, directed):
+    A = (rng.random((K, n, n)) < 0.2).astype(float)
+    if not directed:
+        A = np.triu(A, 1)
+        A = A + A.transpose(0, 2, 1)
+    A[0, 3, 5] = np.nan
+    if not directed:
+        A[0, 5, 3] = np.nan
+    return A
+
+
+def _encode(f, A, directed):
+    K, n = A.shape[:2]
+    out = [np.empty((K, n, n), np.int8), np.empty((K, n), np.int64), np.empty((K, n), np.int64),
+           np.empty((K, 2), np.int64)]
+    f(A, directed, *out)
+    return out
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_encode_serial_twin_is_identical(directed):
+    rng = np.random.default_rng(1)
+    A = _layers(rng, 3, 150, directed)      # > one 64-row tile of the symmetry check
+    A[1, 7, 9] = 2.0                        # a bad value (both halves of the pair if undirected)
+    if not directed:
+        A[1, 9, 7] = 2.0
+    if not directed:
+        A[2, 10, 4] = 1 - A[2, 4, 10]       # an asymmetric pair
+    par, ser = _encode(hlsm_encode_layers, A, directed), _encode(hlsm_encode_layers_serial, A, directed)
+    for a, b in zip(par, ser):
+        np.testing.assert_array_equal(a, b)
+    Y, bad, asym, counts = ser
+    # against NumPy: the encoding, the bad entry, the asymmetry and the counts
+    ref = np.where(A == 1, 1, np.where(A == 0, 0, -1)).astype(np.int8)
+    ref[:, np.arange(150), np.arange(150)] = -1
+    np.testing.assert_array_equal(Y, ref)
+    assert bad[1, 7] == 9 and (bad >= 0).sum() == (1 if directed else 2)
+    if not directed:
+        assert asym[2, 10] == 4 and (asym >= 0).sum() == 1
+    off = ~np.eye(150, dtype=bool)
+    obs = ((A == 0) | (A == 1)) & off
+    np.testing.assert_array_equal(counts[:, 0], obs.sum(axis=(1, 2)))
+    np.testing.assert_array_equal(counts[:, 1], ((A == 1) & off).sum(axis=(1, 2)))
+
+
+@pytest.mark.parametrize("directed", [False, True])
+@pytest.mark.parametrize("with_grad", [True, False])
+@pytest.mark.parametrize("ties_from_y", [True, False])
+def test_ext_serial_twin_is_identical(directed, with_grad, ties_from_y):
+    rng = np.random.default_rng(2)
+    K, n, d, p = 3, 70, 2, 2
+    Y = _encode(hlsm_encode_layers_serial, _layers(rng, K, n, directed), directed)[0]
+    YT = np.ascontiguousarray(Y.transpose(0, 2, 1))
+    z = rng.standard_normal((K, n, d))
+    alpha = rng.standard_normal(K)
+    so = rng.standard_normal((K, n))
+    ro = rng.standard_normal((K, n)) if directed else so
+    X = rng.standard_normal((p, n, n))
+    X = X + X.transpose(0, 2, 1)
+    XT = np.ascontiguousarray(X.transpose(0, 2, 1))
+    beta = rng.standard_normal((K, p))
+    res = []
+    for f in (hlsm_nll_grad_ext, hlsm_nll_grad_ext_serial):
+        g = [np.zeros_like(z), np.zeros(K), np.zeros((K, n)), np.zeros((K, n)), np.zeros((K, p))]
+        res.append([f(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad, *g)] + g)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_front_ends_pick_the_serial_twin_for_one_thread_calls():
+    assert ext_kernel(_threads.SMALL_WORK - 1) is hlsm_nll_grad_ext_serial
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert ext_kernel(10 * _threads.SMALL_WORK) is hlsm_nll_grad_ext_serial
+        if numba.config.NUMBA_NUM_THREADS > 1:
+            numba.set_num_threads(2)
+            assert ext_kernel(10 * _threads.SMALL_WORK) is hlsm_nll_grad_ext
+    finally:
+        numba.set_num_threads(old)
