@@ -93,7 +93,7 @@ def run(args):
     if not args.no_plot:
         try:
             # a bare Agg figure, saved only: no matplotlib.pyplot import (~0.4 s of a 2 s run)
-            _plot_hlsm(res, Y=data, labels=True, path=stem + "_plot.png", pyplot=False)
+            _plot_hlsm(res, Y=data, labels=True, path=stem + "_plot.png", pyplot=False, layout="fixed")
             print(f", {stem}_plot.png", end="")
             if cv is not None:
                 import matplotlib.pyplot as plt

@@ -57,6 +57,32 @@ def test_agg_figure_saves_the_same_image_as_the_pyplot_figure(tmp_path):
     assert a.std() > 0.05  # not a blank canvas
 
 
+def test_fixed_layout_keeps_every_text_inside_the_figure_and_panels_apart():
+    # the CLI's fixed margins (no tight_layout): titles, tick labels and the suptitle stay inside
+    # the figure, and no two panels (with their titles and tick labels) overlap
+    pytest.importorskip("matplotlib")
+    from fastgrad.hlsm._plot import _plot_hlsm
+    data = datasets.load_aucs()
+    res = hlsm.fit(data, 10.0, random_state=0, max_iter=100)
+    fig = _plot_hlsm(res, Y=data, labels=True, pyplot=False, layout="fixed")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    W, H = fig.bbox.width, fig.bbox.height
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes if ax.get_visible()]
+    assert len(boxes) == 5
+    for bb in boxes + [fig._suptitle.get_window_extent(renderer)]:
+        assert bb.x0 >= 0 and bb.y0 >= 0 and bb.x1 <= W and bb.y1 <= H
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            assert not boxes[a].overlaps(boxes[b])
+    assert fig._suptitle.get_window_extent(renderer).y0 >= max(bb.y1 for bb in boxes) - 1
+    # and the panels take the room tight_layout would give them (matplotlib's default margins
+    # would leave up to 0.09 of the figure unused on a side)
+    tight = _plot_hlsm(res, Y=data, labels=True, pyplot=False, layout="tight")
+    pos = [np.array(ax.get_position().bounds) for f in (fig, tight) for ax in f.axes if ax.get_visible()]
+    np.testing.assert_allclose(pos[:5], pos[5:], atol=0.03)
+
+
 def test_cli_plot_does_not_import_pyplot(tmp_path):
     import subprocess
     import sys
