@@ -51,7 +51,8 @@ __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
     "mf_sgd_epoch_blocked", "mf_partition", "mf_block_schedule", "mf_stratum_blocks",
     "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums", "mf_penalty",
-    "mf_normal_rows", "mf_block_layout", "svdpp_rating_loss_grad", "svdpp_implicit_sums",
+    "mf_normal_rows", "mf_block_layout", "mf_normal_rows_serial", "mf_error_sums_serial",
+    "mf_block_layout_serial", "svdpp_rating_loss_grad", "svdpp_implicit_sums",
     "svdpp_sgd_epoch_blocked", "svdpp_user_runs", "svdpp_implicit_csr",
 ]
 
@@ -181,10 +182,23 @@ def mf_normal_rows(out, seed, row0, mean, std):
         Mean and standard deviation.
     """
     for r in prange(out.shape[0]):
-        state = _cell_seed(seed, row0 + r)
-        for f in range(out.shape[1]):
-            state, z = _std_normal(state)
-            out[r, f] = mean + std * z
+        _normal_row(out, seed, row0, mean, std, r)
+
+
+@njit(cache=True)
+def mf_normal_rows_serial(out, seed, row0, mean, std):
+    """:func:`mf_normal_rows` on one thread (the same numbers; compiles faster): for small
+    draws, where a parallel launch does not pay."""
+    for r in range(out.shape[0]):
+        _normal_row(out, seed, row0, mean, std, r)
+
+
+@njit(cache=True, inline="always")
+def _normal_row(out, seed, row0, mean, std, r):
+    state = _cell_seed(seed, row0 + r)
+    for f in range(out.shape[1]):
+        state, z = _std_normal(state)
+        out[r, f] = mean + std * z
 
 
 @njit(cache=True)
@@ -653,41 +667,90 @@ def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
     # (cell, chunk) its slot range, and the chunks then scatter in parallel. Cell c holds
     # chunk 0's ratings of c, then chunk 1's, ...: the original relative order, exactly
     # as a serial pass (and independent of the thread count).
-    nc = n_blocks * n_blocks
-    nch = min(_N_CHUNKS, max(n // 65536, 1))
-    cnt = np.zeros((nch, nc), dtype=np.int64)
-    cell = np.empty(n, dtype=np.int32)
+    nch, cnt, cell = _layout_buffers(n, n_blocks)
     for h in prange(nch):
-        a = (n * h) // nch
-        z = (n * (h + 1)) // nch
-        for t in range(a, z):
-            c = user_block[users[t]] * n_blocks + item_block[items[t]]
-            cell[t] = c
-            cnt[h, c] += 1
+        _layout_count(users, items, user_block, item_block, n_blocks, cell, cnt, h, nch)
+    ptr = _layout_slots(cnt, n_blocks)
+    users_out = np.empty(n, dtype=np.int32)
+    items_out = np.empty(n, dtype=np.int32)
+    ratings_out = np.empty_like(ratings)
+    for h in prange(nch):
+        _layout_scatter(users, items, ratings, user_new, item_new, cell, cnt, h, nch,
+                        users_out, items_out, ratings_out)
+    return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
+
+
+@njit(cache=True)
+def mf_block_layout_serial(users, items, ratings, user_block, item_block, n_blocks):
+    """:func:`mf_block_layout` on one thread (the same output; compiles faster): for small data."""
+    n = users.shape[0]
+    user_order, user_new = _order_by_block(user_block, n_blocks)
+    item_order, item_new = _order_by_block(item_block, n_blocks)
+    nch, cnt, cell = _layout_buffers(n, n_blocks)
+    for h in range(nch):
+        _layout_count(users, items, user_block, item_block, n_blocks, cell, cnt, h, nch)
+    ptr = _layout_slots(cnt, n_blocks)
+    users_out = np.empty(n, dtype=np.int32)
+    items_out = np.empty(n, dtype=np.int32)
+    ratings_out = np.empty_like(ratings)
+    for h in range(nch):
+        _layout_scatter(users, items, ratings, user_new, item_new, cell, cnt, h, nch,
+                        users_out, items_out, ratings_out)
+    return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
+
+
+@njit(cache=True, inline="always")
+def _layout_buffers(n, n_blocks):
+    nch = min(_N_CHUNKS, max(n // 65536, 1))
+    cnt = np.zeros((nch, n_blocks * n_blocks), dtype=np.int64)
+    cell = np.empty(n, dtype=np.int32)
+    return nch, cnt, cell
+
+
+@njit(cache=True, inline="always")
+def _layout_count(users, items, user_block, item_block, n_blocks, cell, cnt, h, nch):
+    """Chunk ``h``: the cell of each of its ratings, and its count per cell."""
+    n = users.shape[0]
+    a = (n * h) // nch
+    z = (n * (h + 1)) // nch
+    for t in range(a, z):
+        c = user_block[users[t]] * n_blocks + item_block[items[t]]
+        cell[t] = c
+        cnt[h, c] += 1
+
+
+@njit(cache=True, inline="always")
+def _layout_slots(cnt, n_blocks):
+    """Cell pointers; ``cnt[h, c]`` becomes the first slot of (chunk h, cell c)."""
+    nch = cnt.shape[0]
+    nc = n_blocks * n_blocks
     ptr = np.zeros(nc + 1, dtype=np.int64)
     pos = 0
     for c in range(nc):
         ptr[c] = pos
         for h in range(nch):
             k = cnt[h, c]
-            cnt[h, c] = pos                    # now: the first slot of (chunk h, cell c)
+            cnt[h, c] = pos
             pos += k
     ptr[nc] = pos
-    users_out = np.empty(n, dtype=np.int32)
-    items_out = np.empty(n, dtype=np.int32)
-    ratings_out = np.empty_like(ratings)
-    for h in prange(nch):
-        a = (n * h) // nch
-        z = (n * (h + 1)) // nch
-        fill = cnt[h]
-        for t in range(a, z):
-            c = cell[t]
-            k = fill[c]
-            fill[c] = k + 1
-            users_out[k] = user_new[users[t]]
-            items_out[k] = item_new[items[t]]
-            ratings_out[k] = ratings[t]
-    return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
+    return ptr
+
+
+@njit(cache=True, inline="always")
+def _layout_scatter(users, items, ratings, user_new, item_new, cell, cnt, h, nch,
+                    users_out, items_out, ratings_out):
+    """Chunk ``h``'s ratings to their slots, in order, on the relabelled rows."""
+    n = users.shape[0]
+    a = (n * h) // nch
+    z = (n * (h + 1)) // nch
+    fill = cnt[h]
+    for t in range(a, z):
+        c = cell[t]
+        k = fill[c]
+        fill[c] = k + 1
+        users_out[k] = user_new[users[t]]
+        items_out[k] = item_new[items[t]]
+        ratings_out[k] = ratings[t]
 
 
 # ----------------------------------------------------------------------------- ids
@@ -773,19 +836,42 @@ def mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi):
     sse_c = np.zeros(nch)
     sae_c = np.zeros(nch)
     for c in prange(nch):
-        a = (n * c) // nch
-        z = (n * (c + 1)) // nch
-        s2 = 0.0
-        s1 = 0.0
-        for t in range(a, z):
-            e = ratings[t] - _predict_one(users[t], items[t], mu, bu, bi, P, Q, lo, hi)
-            s2 += e * e
-            s1 += abs(e)
-        sse_c[c] = s2
-        sae_c[c] = s1
+        _error_chunk(users, items, ratings, mu, bu, bi, P, Q, lo, hi, c, nch, sse_c, sae_c)
+    return _sum_chunks(sse_c, sae_c)
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def mf_error_sums_serial(users, items, ratings, mu, bu, bi, P, Q, lo, hi):
+    """:func:`mf_error_sums` on one thread (the same chunks, the same sums; compiles faster)."""
+    n = users.shape[0]
+    nch = min(_N_CHUNKS, max(n, 1))
+    sse_c = np.zeros(nch)
+    sae_c = np.zeros(nch)
+    for c in range(nch):
+        _error_chunk(users, items, ratings, mu, bu, bi, P, Q, lo, hi, c, nch, sse_c, sae_c)
+    return _sum_chunks(sse_c, sae_c)
+
+
+@njit(cache=True, inline="always", fastmath=_FASTMATH)
+def _error_chunk(users, items, ratings, mu, bu, bi, P, Q, lo, hi, c, nch, sse_c, sae_c):
+    n = users.shape[0]
+    a = (n * c) // nch
+    z = (n * (c + 1)) // nch
+    s2 = 0.0
+    s1 = 0.0
+    for t in range(a, z):
+        e = ratings[t] - _predict_one(users[t], items[t], mu, bu, bi, P, Q, lo, hi)
+        s2 += e * e
+        s1 += abs(e)
+    sse_c[c] = s2
+    sae_c[c] = s1
+
+
+@njit(cache=True, inline="always")
+def _sum_chunks(sse_c, sae_c):
     sse = 0.0
     sae = 0.0
-    for c in range(nch):
+    for c in range(sse_c.shape[0]):
         sse += sse_c[c]
         sae += sae_c[c]
     return sse, sae

@@ -369,14 +369,13 @@ class MFModel:
         return self._users.lookup(u), self._items.lookup(i)
 
     def _error_sums(self, users, items, ratings):
-        from ..kernels.mf import mf_error_sums
         u, i, r = as_triples(users, items, ratings,
                              columns=self.params.get("columns", ("user", "item", "rating")))
         if r.shape[0] == 0:
             raise ValueError("ratings must not be empty")
         lo, hi = self._bounds()
-        sse, sae = mf_error_sums(self._users.lookup(u), self._items.lookup(i), r, self.mu,
-                                 self.user_bias, self.item_bias, self._pu(), self.Q, lo, hi)
+        sse, sae = _error_sums(self._users.lookup(u), self._items.lookup(i), r, self.mu,
+                               self.user_bias, self.item_bias, self._pu(), self.Q, lo, hi, None)
         return sse, sae, r.shape[0]
 
     def rmse(self, users, items=None, ratings=None):
@@ -394,7 +393,6 @@ class MFModel:
 
         Every id must be known.
         """
-        from ..kernels.mf import mf_error_sums
         u, i, r = as_triples(users, items, ratings,
                              columns=self.params.get("columns", ("user", "item", "rating")))
         if r.shape[0] == 0:
@@ -402,8 +400,8 @@ class MFModel:
         uu, ii = self._users.lookup(u), self._items.lookup(i)
         if (uu < 0).any() or (ii < 0).any():
             raise ValueError("loss needs known users and items only")
-        sse, _ = mf_error_sums(uu, ii, r, self.mu, self.user_bias, self.item_bias,
-                               self._pu(), self.Q, -np.inf, np.inf)
+        sse, _ = _error_sums(uu, ii, r, self.mu, self.user_bias, self.item_bias,
+                             self._pu(), self.Q, -np.inf, np.inf, None)
         cu = np.bincount(uu, minlength=self.n_users)
         ci = np.bincount(ii, minlength=self.n_items)
         return (sse + self._penalty_sum(cu, ci)) / r.shape[0]
@@ -587,10 +585,12 @@ def _init_factors(seed, n_users, n_items, n_factors, std, n_threads, dtype=np.fl
     """Initial ``P, Q``: independent ``N(0, std^2)`` entries drawn in parallel from ``seed``
     (:func:`~fastgrad.kernels.mf.mf_normal_rows`; user rows are streams ``0..n_users-1``, item
     rows the next ones), the same for any thread count; drawn in float64, stored in ``dtype``."""
-    from ..kernels.mf import mf_normal_rows
+    from ..kernels import mf as K
     PQ = np.empty((n_users + n_items, n_factors), dtype=dtype)
-    with _numba_threads(_threads_for(PQ.size, n_threads, _SMALL_DRAWS)):
-        mf_normal_rows(PQ, seed, 0, 0.0, std)        # one parallel region for both
+    if _threads_for(PQ.size, n_threads, _SMALL_DRAWS) == 1:
+        K.mf_normal_rows_serial(PQ, seed, 0, 0.0, std)   # the same numbers
+    else:
+        K.mf_normal_rows(PQ, seed, 0, 0.0, std)          # one parallel region for both
     return PQ[:n_users], PQ[n_users:]
 
 
@@ -602,15 +602,23 @@ _SMALL_DRAWS = 1 << 19            # normal draws (ziggurat: ~2 ns each)
 _SMALL_DOTS = 1 << 23             # rating x factor products of an error pass
 
 
+_SMALL_LAYOUT = 1 << 17           # ratings: below, one chunk of the layout's counting sort anyway
+
+
 def _threads_for(work, n_threads, small):
     return 1 if work < small else n_threads
 
 
 def _error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi, n_threads):
-    """:func:`~fastgrad.kernels.mf.mf_error_sums`, on one thread for a small pass."""
-    from ..kernels.mf import mf_error_sums
-    with _numba_threads(_threads_for(ratings.shape[0] * P.shape[1], n_threads, _SMALL_DOTS)):
-        return mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi)
+    """:func:`~fastgrad.kernels.mf.mf_error_sums`, or its serial twin (the same sums) for a small pass
+    (``n_threads=None``: numba's current count)."""
+    from ..kernels import mf as K
+    if n_threads is None:
+        import numba
+        n_threads = numba.get_num_threads()
+    if _threads_for(ratings.shape[0] * P.shape[1], n_threads, _SMALL_DOTS) == 1:
+        return K.mf_error_sums_serial(users, items, ratings, mu, bu, bi, P, Q, lo, hi)
+    return K.mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi)
 
 
 def _check_diverged(sse, epoch, lr):
@@ -713,7 +721,7 @@ class _Trainer:
 
     def __init__(self, users, items, ratings, n_users, n_items, rng, n_threads, n_blocks=None,
                  counts=None, row_bytes=0, shuffle="epoch"):
-        from ..kernels.mf import mf_block_layout, mf_partition
+        from ..kernels.mf import mf_block_layout, mf_block_layout_serial, mf_partition
         self.rng = rng
         self.reshuffle = shuffle == "epoch"
         self.n_done = 0
@@ -729,13 +737,13 @@ class _Trainer:
             counts = np.bincount(users, minlength=n_users), np.bincount(items, minlength=n_items)
         self.user_block = mf_partition(counts[0], B, rng.permutation(n_users))
         self.item_block = mf_partition(counts[1], B, rng.permutation(n_items))
+        layout = mf_block_layout_serial if users.shape[0] < _SMALL_LAYOUT else mf_block_layout
         # Epochs run on rows relabelled so that each block's rows are contiguous: with
         # the blocks' rows interleaved, two threads kept writing to the same cache
         # lines of bu/bi/P/Q (false sharing), which cost ~40% of an epoch on 2 threads.
         # Relabelling rows does not change the arithmetic: results are bit-identical.
         (self.block_ptr, self.users, self.items, self.ratings, self.user_order, self.item_order,
-         self.user_new, self.item_new) = mf_block_layout(users, items, ratings, self.user_block,
-                                                         self.item_block, B)
+         self.user_new, self.item_new) = layout(users, items, ratings, self.user_block, self.item_block, B)
 
     def epoch(self, mu, bu, bi, P, Q, lr, reg, reg_bias):
         """Shuffle, then one SGD epoch on ``bu, bi, P, Q`` (in the trainer's row frame, updated
@@ -1266,7 +1274,7 @@ def fit_svdpp(users, items=None, ratings=None, *, n_factors=20, n_epochs=20, lr=
     >>> model.rmse(u, i, r) < 0.6
     True
     """
-    from ..kernels.mf import (mf_error_sums, svdpp_implicit_csr, svdpp_implicit_sums,
+    from ..kernels.mf import (svdpp_implicit_csr, svdpp_implicit_sums,
                              svdpp_sgd_epoch_blocked, svdpp_user_runs)
     t_start = time.perf_counter()
     n_factors = check_scalar(n_factors, "n_factors", kind="int", lo=1)
@@ -1368,8 +1376,8 @@ def fit_svdpp(users, items=None, ratings=None, *, n_factors=20, n_epochs=20, lr=
             vr_e = None
             if val is not None:
                 svdpp_implicit_sums(indptr, indices, Yw, Z)
-                vsse, _ = mf_error_sums(val[0], val[1], val[2], mu, work[0], work[1], work[2] + Z,
-                                        work[3], lo, hi)
+                vsse, _ = _error_sums(val[0], val[1], val[2], mu, work[0], work[1], work[2] + Z,
+                                      work[3], lo, hi, n_threads)
                 vr_e = math.sqrt(vsse / val[2].shape[0])
                 val_rmse.append(vr_e)
             progress.update(ep + 1, train_rmse[-1], vr_e)
@@ -1382,7 +1390,7 @@ def fit_svdpp(users, items=None, ratings=None, *, n_factors=20, n_epochs=20, lr=
                        item_ids=item_index.ids, params=params, rating_scale=rating_scale,
                        _users=user_index, _items=item_index, Y=Y, implicit_indptr=o_indptr,
                        implicit_indices=o_indices)
-    sse, _ = mf_error_sums(uu, ii, r, mu, bu, bi, model._pu(), Q, -np.inf, np.inf)
+    sse, _ = _error_sums(uu, ii, r, mu, bu, bi, model._pu(), Q, -np.inf, np.inf, n_threads)
     model.objective = (sse + model._penalty_sum(cu, ci)) / n
     model.n_iter = len(history)
     model.converged = len(history) >= 2 and abs(history[-2] - history[-1]) <= 1e-4 * max(1.0, history[-2])
