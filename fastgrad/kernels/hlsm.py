@@ -19,6 +19,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ._math import fast_softplus_sigmoid32, fast_softplus_sigmoid_v2, softplus, softplus_sigmoid
+from ._twins import serial_twin
 
 __all__ = ["hlsm_nll_grad", "hlsm_nll", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast",
            "hlsm_edge_correction", "hlsm_nll_grad_fast32", "hlsm_nll_fast32", "hlsm_nll_grad_ext",
@@ -865,23 +866,14 @@ def hlsm_nll_grad_ext(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_
     return _ext_reduce(nll_part, ga_part, gb_part, K, n, p, with_grad, grad_alpha, grad_beta)
 
 
-@njit(cache=True)
-def hlsm_nll_grad_ext_serial(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
-                             grad_z, grad_alpha, grad_s, grad_r, grad_beta):
-    """:func:`hlsm_nll_grad_ext` on one thread: the same row tasks and the same fixed-order
-    reduction, so bit-identical results, without the parallel machinery.
+hlsm_nll_grad_ext_serial = njit(cache=True)(serial_twin(hlsm_nll_grad_ext.py_func, "hlsm_nll_grad_ext_serial", """\
+:func:`hlsm_nll_grad_ext` on one thread: the same row tasks and the same fixed-order
+reduction, so bit-identical results, without the parallel machinery.
 
-    For small networks (the front-ends use it when a call would run on one thread anyway),
-    for calls from a user's own ``prange`` loop, and for the first fit's compile time:
-    compiling the parallel kernel's gufunc costs about 2 s more than this one.
-    """
-    K, n, d = z.shape
-    p = X.shape[0]
-    zt, nll_part, ga_part, gb_part, zrow, nblk = _ext_setup(z, p)
-    for task in range(K * nblk):
-        _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
-                  grad_z, grad_s, grad_r, nll_part, ga_part, gb_part, zrow, np.int64(task), nblk)
-    return _ext_reduce(nll_part, ga_part, gb_part, K, n, p, with_grad, grad_alpha, grad_beta)
+For small networks (the front-ends use it when a call would run on one thread anyway),
+for calls from a user's own ``prange`` loop, and for the first fit's compile time:
+compiling the parallel kernel's gufunc costs about 2 s more than this one.
+"""))
 
 
 @njit(cache=True)

@@ -2,6 +2,8 @@
 import numpy as np
 from numba import njit, prange
 
+from ._twins import serial_twin
+
 #: Side of the square tiles of the symmetry check (two int8 tiles stay in L1).
 _TILE = 64
 
@@ -43,20 +45,10 @@ def hlsm_encode_layers(A, directed, out, first_bad, asym, counts):
         _symmetry_tile(out, asym, np.int64(t), nt)
 
 
-@njit(cache=True)
-def hlsm_encode_layers_serial(A, directed, out, first_bad, asym, counts):
-    """:func:`hlsm_encode_layers` on one thread (same outputs; compiles about 1 s faster):
-    for small inputs, where a parallel launch would not pay."""
-    K, n = A.shape[0], A.shape[1]
-    rows = np.empty((K * n, 2), dtype=np.int64)
-    for r in range(K * n):
-        _encode_row(A, out, first_bad, asym, rows, np.int64(r))
-    _encode_counts(rows, counts, K, n)
-    if directed:
-        return
-    nt = (n + _TILE - 1) // _TILE
-    for t in range(K * nt):
-        _symmetry_tile(out, asym, np.int64(t), nt)
+hlsm_encode_layers_serial = njit(cache=True)(serial_twin(hlsm_encode_layers.py_func, "hlsm_encode_layers_serial", """\
+:func:`hlsm_encode_layers` on one thread (the same outputs; compiles about 1 s faster):
+for small inputs, where a parallel launch would not pay.
+"""))
 
 
 @njit(cache=True)

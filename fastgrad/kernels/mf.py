@@ -47,6 +47,8 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._twins import serial_twin
+
 __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
     "mf_sgd_epoch_blocked", "mf_partition", "mf_block_schedule", "mf_stratum_blocks",
@@ -185,12 +187,10 @@ def mf_normal_rows(out, seed, row0, mean, std):
         _normal_row(out, seed, row0, mean, std, r)
 
 
-@njit(cache=True)
-def mf_normal_rows_serial(out, seed, row0, mean, std):
-    """:func:`mf_normal_rows` on one thread (the same numbers; compiles faster): for small
-    draws, where a parallel launch does not pay."""
-    for r in range(out.shape[0]):
-        _normal_row(out, seed, row0, mean, std, r)
+mf_normal_rows_serial = njit(cache=True)(serial_twin(mf_normal_rows.py_func, "mf_normal_rows_serial", """\
+:func:`mf_normal_rows` on one thread (the same numbers; compiles faster): for small
+draws, where a parallel launch does not pay.
+"""))
 
 
 @njit(cache=True, inline="always")
@@ -680,23 +680,9 @@ def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
     return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
 
 
-@njit(cache=True)
-def mf_block_layout_serial(users, items, ratings, user_block, item_block, n_blocks):
-    """:func:`mf_block_layout` on one thread (the same output; compiles faster): for small data."""
-    n = users.shape[0]
-    user_order, user_new = _order_by_block(user_block, n_blocks)
-    item_order, item_new = _order_by_block(item_block, n_blocks)
-    nch, cnt, cell = _layout_buffers(n, n_blocks)
-    for h in range(nch):
-        _layout_count(users, items, user_block, item_block, n_blocks, cell, cnt, h, nch)
-    ptr = _layout_slots(cnt, n_blocks)
-    users_out = np.empty(n, dtype=np.int32)
-    items_out = np.empty(n, dtype=np.int32)
-    ratings_out = np.empty_like(ratings)
-    for h in range(nch):
-        _layout_scatter(users, items, ratings, user_new, item_new, cell, cnt, h, nch,
-                        users_out, items_out, ratings_out)
-    return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
+mf_block_layout_serial = njit(cache=True)(serial_twin(mf_block_layout.py_func, "mf_block_layout_serial", """\
+:func:`mf_block_layout` on one thread (the same output; compiles faster): for small data.
+"""))
 
 
 @njit(cache=True, inline="always")
@@ -840,16 +826,9 @@ def mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi):
     return _sum_chunks(sse_c, sae_c)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def mf_error_sums_serial(users, items, ratings, mu, bu, bi, P, Q, lo, hi):
-    """:func:`mf_error_sums` on one thread (the same chunks, the same sums; compiles faster)."""
-    n = users.shape[0]
-    nch = min(_N_CHUNKS, max(n, 1))
-    sse_c = np.zeros(nch)
-    sae_c = np.zeros(nch)
-    for c in range(nch):
-        _error_chunk(users, items, ratings, mu, bu, bi, P, Q, lo, hi, c, nch, sse_c, sae_c)
-    return _sum_chunks(sse_c, sae_c)
+mf_error_sums_serial = njit(cache=True, fastmath=_FASTMATH)(serial_twin(mf_error_sums.py_func, "mf_error_sums_serial", """\
+:func:`mf_error_sums` on one thread (the same chunks, the same sums; compiles faster).
+"""))
 
 
 @njit(cache=True, inline="always", fastmath=_FASTMATH)
