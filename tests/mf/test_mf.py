@@ -25,12 +25,9 @@ def _small_data(rng, nu=7, ni=5, n=25):
 
 
 @pytest.fixture(scope="module")
-def sim():
+def sim(simulated_split):
     """A low-rank simulated set with a fixed train/test split."""
-    u, i, r, truth = mf.simulate(n_users=300, n_items=200, n_ratings=30_000, n_factors=3,
-                                 noise=0.3, random_state=0)
-    test = np.arange(r.size) >= 27_000
-    return u, i, r, test, truth
+    return simulated_split(300, 200, 30_000, 3, 0.3, 0, 27_000)
 
 
 # ============================================================================ kernels
@@ -87,21 +84,12 @@ def test_sgd_step_descends_with_half_gradient_and_matches_numpy(rng):
     assert f1 < f0
 
 
-def test_epoch_matches_python_loop(rng):
+def test_epoch_matches_python_loop(rng, python_epoch):
     users, items, r = _small_data(rng)
     bu, bi, P, Q = _params(rng)
     ref = [a.copy() for a in (bu, bi, P, Q)]
     mu, lr, reg, rb = r.mean(), 0.03, 0.05, 0.01
-    sse_ref = 0.0
-    for u, i, y in zip(users, items, r):
-        rbu, rbi, rP, rQ = ref
-        e = y - (mu + rbu[u] + rbi[i] + rP[u] @ rQ[i])
-        sse_ref += e * e
-        rbu[u] += lr * (e - rb * rbu[u])
-        rbi[i] += lr * (e - rb * rbi[i])
-        p_old = rP[u].copy()
-        rP[u] += lr * (e * rQ[i] - reg * rP[u])
-        rQ[i] += lr * (e * p_old - reg * rQ[i])
+    sse_ref = python_epoch(users, items, r, mu, *ref, lr, reg, rb)
     sse = mf_sgd_epoch(users, items, r, mu, bu, bi, P, Q, lr, reg, rb)
     assert sse == pytest.approx(sse_ref, rel=1e-12)
     for got, want in zip((bu, bi, P, Q), ref):
@@ -821,13 +809,9 @@ def test_movielens_loader_formats(tmp_path):
     assert m.n_users == 2 and m.n_items == 3
 
 
-def test_cli_end_to_end(tmp_path, capsys):
+def test_cli_end_to_end(tmp_path, capsys, ratings_file):
     from fastgrad.__main__ import main
-    u, i, r, _ = mf.simulate(n_users=60, n_items=40, n_ratings=1500, n_factors=2, noise=0.3,
-                             random_state=0)
-    r = np.clip(np.round(r), 1, 5)
-    path = tmp_path / "ratings.dat"
-    path.write_text("".join(f"{a}::{b}::{int(c)}::{978300000 + k}\n" for k, (a, b, c) in enumerate(zip(u, i, r))))
+    path = ratings_file("ratings.dat", "::")
     out = tmp_path / "out"
     code = main(["mf", str(path), "--n-factors", "4", "--n-epochs", "3", "--threads", "1",
                  "--test-size", "0.2", "--out", str(out), "--seed", "3"])

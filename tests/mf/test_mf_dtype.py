@@ -14,28 +14,11 @@ MAX_THREADS = numba.config.NUMBA_NUM_THREADS
 
 
 @pytest.fixture(scope="module")
-def sim():
-    u, i, r, truth = mf.simulate(n_users=400, n_items=300, n_ratings=40_000, n_factors=4,
-                                 noise=0.4, random_state=4)
-    test = np.arange(r.size) >= 36_000
-    return u, i, r, test, truth
+def sim(simulated_split):
+    return simulated_split(400, 300, 40_000, 4, 0.4, 4, 36_000)
 
 
-def _python_epoch(users, items, ratings, mu, bu, bi, P, Q, lr, reg, reg_bias):
-    """Plain float64 loop of the documented SGD step (reference)."""
-    sse = 0.0
-    for u, i, r in zip(users, items, ratings):
-        e = r - (mu + bu[u] + bi[i] + P[u] @ Q[i])
-        sse += e * e
-        bu[u] += lr * (e - reg_bias * bu[u])
-        bi[i] += lr * (e - reg_bias * bi[i])
-        p = P[u].copy()
-        P[u] += lr * (e * Q[i] - reg * P[u])
-        Q[i] += lr * (e * p - reg * Q[i])
-    return sse
-
-
-def test_float32_epoch_kernels_match_float64_reference():
+def test_float32_epoch_kernels_match_float64_reference(python_epoch):
     rng = np.random.default_rng(0)
     nu, ni, n, k = 30, 20, 400, 12
     u = rng.integers(0, nu, n).astype(np.int32)
@@ -44,7 +27,7 @@ def test_float32_epoch_kernels_match_float64_reference():
     P0, Q0 = rng.normal(0, 0.3, (nu, k)), rng.normal(0, 0.3, (ni, k))
     ref = [np.zeros(nu), np.zeros(ni), P0.astype(np.float32).astype(np.float64),
            Q0.astype(np.float32).astype(np.float64)]
-    sse_ref = _python_epoch(u, i, r, 3.0, *ref, 0.02, 0.05, 0.03)
+    sse_ref = python_epoch(u, i, r, 3.0, *ref, 0.02, 0.05, 0.03)
     got = [np.zeros(nu, np.float32), np.zeros(ni, np.float32), P0.astype(np.float32),
            Q0.astype(np.float32)]
     sse = mf_sgd_epoch(u, i, r, 3.0, *got, 0.02, 0.05, 0.03)
@@ -139,7 +122,7 @@ def test_only_the_dtype_used_is_compiled():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_epoch_with_prefetching_matches_reference(dtype):
+def test_epoch_with_prefetching_matches_reference(dtype, python_epoch):
     """Factors above the prefetch threshold (8 MiB) take the prefetching loop: same steps."""
     from fastgrad.kernels.mf import _PREFETCH_BYTES
     rng = np.random.default_rng(1)
@@ -151,7 +134,7 @@ def test_epoch_with_prefetching_matches_reference(dtype):
     P0 = rng.normal(0, 0.3, (nu, k)).astype(dtype)
     Q0 = rng.normal(0, 0.3, (ni, k)).astype(dtype)
     ref = [np.zeros(nu), np.zeros(ni), P0.astype(np.float64), Q0.astype(np.float64)]
-    sse_ref = _python_epoch(u, i, r, 3.0, *ref, 0.02, 0.05, 0.03)
+    sse_ref = python_epoch(u, i, r, 3.0, *ref, 0.02, 0.05, 0.03)
     got = [np.zeros(nu, dtype), np.zeros(ni, dtype), P0.copy(), Q0.copy()]
     sse = mf_sgd_epoch(u, i, r, 3.0, *got, 0.02, 0.05, 0.03)
     tol = 1e-12 if dtype == np.float64 else 2e-5

@@ -231,13 +231,9 @@ def test_bad_input():
         mf.fit_svdpp(np.arange(50) % 5, np.arange(50) % 7, np.full(50, 1e200), n_threads=1)
 
 
-def test_cli_model_svdpp(tmp_path, capsys):
+def test_cli_model_svdpp(tmp_path, capsys, ratings_file):
     from fastgrad.__main__ import main
-    u, i, r, _ = mf.simulate(n_users=60, n_items=40, n_ratings=1500, n_factors=2, noise=0.3,
-                             random_state=0)
-    r = np.clip(np.round(r), 1, 5)
-    path = tmp_path / "u.data"
-    path.write_text("".join(f"{a}\t{b}\t{int(c)}\t{978300000 + k}\n" for k, (a, b, c) in enumerate(zip(u, i, r))))
+    path = ratings_file("u.data", "\t")
     out = tmp_path / "out"
     code = main(["mf", str(path), "--model", "svdpp", "--n-epochs", "3", "--threads", "1",
                  "--test-size", "0.2", "--out", str(out), "--seed", "3"])
