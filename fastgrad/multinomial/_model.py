@@ -154,12 +154,17 @@ class _Problem:
         return np.array(coef, dtype=np.float64).ravel()
 
     def loss_grad(self, coef, intercept):
+        """Loss and gradient; the largest log-odds spread of the same pass is kept
+        (with the parameters) for :meth:`saturation`."""
         from ..kernels import multinomial as kern
         d = self.d
         if d.sparse:
-            return kern.multinomial_loss_grad_csr(d.data, d.indices, d.indptr, self.y, coef,
-                                                  intercept, self.w)
-        return kern.multinomial_loss_grad(d.dense, self.y, coef, intercept, self.w)
+            loss, gc, gi, spread = kern._loss_grad_spread_csr(d.data, d.indices, d.indptr, self.y,
+                                                              coef, intercept, self.w)
+        else:
+            loss, gc, gi, spread = kern._loss_grad_spread(d.dense, self.y, coef, intercept, self.w)
+        self._spread = (coef.copy(), intercept.copy(), float(spread))
+        return loss, gc, gi
 
     def loss(self, coef, intercept):
         from ..kernels import multinomial as kern
@@ -240,6 +245,9 @@ class _Problem:
     def saturation(self, theta):
         """Largest log-odds between any two classes over all rows."""
         coef, intercept = self.split(theta)
+        last = getattr(self, "_spread", None)
+        if last is not None and np.array_equal(last[0], coef) and np.array_equal(last[1], intercept):
+            return last[2]   # computed by the last loss_grad pass at these parameters
         E = self.d.logits(coef, intercept)
         hi = np.maximum(E.max(axis=1), 0.0)
         lo = np.minimum(E.min(axis=1), 0.0)

@@ -107,6 +107,27 @@ def test_csr_kernels_match_dense(rng):
         np.testing.assert_allclose(Hs, numpy_reference(Xd, y, coef, b, w, fi)[4], atol=1e-14)
 
 
+def test_loss_grad_spread_kernels_match_numpy(rng):
+    from fastgrad.kernels.multinomial import _loss_grad_spread, _loss_grad_spread_csr
+    X, y = simulate(rng, n=500, p=6, K=4)
+    X[np.abs(X) < 0.8] = 0.0
+    Xs = sp.csr_matrix(X)
+    idx, ptr = Xs.indices.astype(np.int64), Xs.indptr.astype(np.int64)
+    y = y.astype(np.int64)
+    coef = rng.standard_normal((3, 6)) * 2.0
+    b = rng.standard_normal(3)
+    w = rng.random(500) + 0.1
+    loss, gc, gi, _, _ = numpy_reference(X, y, coef, b, w)
+    E = np.column_stack([X @ coef.T + b, np.zeros(500)])
+    spread = float(np.max(E.max(1) - E.min(1)))
+    for out in (_loss_grad_spread(X, y, coef, b, w),
+                _loss_grad_spread_csr(Xs.data, idx, ptr, y, coef, b, w)):
+        assert out[0] == pytest.approx(loss, rel=1e-13)
+        np.testing.assert_allclose(out[1], gc, atol=1e-14)
+        np.testing.assert_allclose(out[2], gi, atol=1e-14)
+        assert out[3] == pytest.approx(spread, rel=1e-13)
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 def test_gradient_and_hessian_finite_differences(rng, sparse):
     X, y = simulate(rng, n=300, p=3, K=4)
