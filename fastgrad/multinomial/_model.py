@@ -329,12 +329,18 @@ class _Problem:
         return kern.multinomial_loss(d.dense, self.y, coef, intercept, self.w)
 
     def fun(self, theta):
+        theta = np.asarray(theta, dtype=np.float64).ravel()
+        last = getattr(self, "_last_fun", None)
+        if last is not None and np.array_equal(last[0], theta):
+            return last[1], last[2].copy()   # e.g. auto's Newton phase starting where L-BFGS ended
         coef, intercept = self.split(theta)
         loss, gc, gi = self.loss_grad(coef, intercept)
         if self.lam:
             loss += 0.5 * self.lam * float(np.sum(coef * coef))
             gc = gc + self.lam * coef
-        return loss, (np.column_stack([gc, gi]).ravel() if self.fit_intercept else gc.ravel())
+        g = np.column_stack([gc, gi]).ravel() if self.fit_intercept else gc.ravel()
+        self._last_fun = (theta.copy(), loss, g.copy())
+        return loss, g
 
     def value(self, theta):
         coef, intercept = self.split(theta)
@@ -774,7 +780,8 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="auto", sample_weight=None,
         if not (separated and issubclass(wmsg.category, ConvergenceWarning)):
             warnings.warn(wmsg.message, wmsg.category, stacklevel=2)
     coef, intercept = prob.split(res.x)
-    loss = prob.loss(coef, intercept)
+    # the solvers' objective is the loss at res.x when there is no penalty
+    loss = float(res.objective) if prob.lam == 0.0 else prob.loss(coef, intercept)
     info = dict(res.info, separation_check=state["how"])
     cache = getattr(prob, "_hess_cache", None)
     if cache is not None:
