@@ -303,10 +303,10 @@ def multinomial_loss_grad(X, y, coef, intercept, sample_weight):
 
 @njit(cache=True)
 def _loss_grad_spread(X, y, coef, intercept, sample_weight):
-    """(Private: not in ``fastgrad.kernels``.) As :func:`multinomial_loss_grad`, also returning the largest log-odds
-    between any two classes over all rows, ``max_r (max_k eta_rk - min_k eta_rk)``
+    """As :func:`multinomial_loss_grad`, also returning the largest log-odds between
+    any two classes over all rows, ``max_r (max_k eta_rk - min_k eta_rk)``
     (``eta_{K-1} = 0`` included): the fit's separation monitor, at no extra pass
-    over ``X``."""
+    over ``X``. Private (not exported by ``fastgrad.kernels``)."""
     e = np.empty(0)
     ei = np.empty(0, dtype=np.int64)
     return _loss_grad_core(bool(np.int64(1)), bool(np.int64(1)), np.ascontiguousarray(X), e, ei,

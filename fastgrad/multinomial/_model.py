@@ -272,8 +272,8 @@ def _lbfgs_then_newton(fun, hess, pre, theta0, callback, *, max_iter, tol, gtol,
 
     def cb2(it, theta):
         return callback is not None and callback(r1.n_iter + it, theta)
-    r2 = newton(fun, r1.x, hess=hess, max_iter=max_iter - r1.n_iter, tol=tol, gtol=gtol, callback=cb2,
-                verbose=verbose, name=name)
+    r2 = newton(fun, r1.x, hess=hess, max_iter=max_iter - r1.n_iter, tol=tol, gtol=gtol,
+                callback=cb2, verbose=verbose, name=name)
     info = dict(r2.info, n_lbfgs_iter=r1.n_iter, n_lbfgs_fev=r1.info["n_fev"])
     return replace(r2, n_iter=r1.n_iter + r2.n_iter,
                    history=np.concatenate([r1.history, r2.history[1:]]), info=info)
