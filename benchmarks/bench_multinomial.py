@@ -54,9 +54,9 @@ class MultinomialKernels:
 
 
 class MultinomialFit:
-    """Full unpenalised fit (Newton and L-BFGS)."""
+    """Full unpenalised fit (the default: whitened L-BFGS then Newton; Newton; L-BFGS)."""
 
-    params = ([(2000, 10, 3), (20000, 50, 5)], ["newton", "lbfgs"])
+    params = ([(2000, 10, 3), (20000, 50, 5)], ["auto", "newton", "lbfgs"])
     param_names = ["n_p_K", "solver"]
     timeout = 120
 

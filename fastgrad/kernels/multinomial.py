@@ -112,6 +112,7 @@ def _loss_grad_core(dense, need_grad, X, data, indices, indptr, y, coef, interce
     nch = _n_chunks(n, _ROWS_PER_CHUNK, _MAX_CHUNKS)
     part = np.zeros(nch)
     wpart = np.zeros(nch)
+    spart = np.zeros(nch)
     gacc = np.zeros((nch if need_grad else 0, km1, p + 1))
     for c in prange(nch):
         r0 = c * n // nch
@@ -120,9 +121,16 @@ def _loss_grad_core(dense, need_grad, X, data, indices, indptr, y, coef, interce
         prob = np.empty(km1)
         loss = 0.0
         wsum = 0.0
+        spread = 0.0
         for r in range(r0, r1):
             wr = w[r]
             _row_logits(dense, X, data, indices, indptr, r, coef, intercept, eta)
+            hi = 0.0
+            lo = 0.0
+            for k in range(km1):
+                hi = max(hi, eta[k])
+                lo = min(lo, eta[k])
+            spread = max(spread, hi - lo)
             lse = _softmax_ref(eta, km1, prob)
             yr = y[r]
             loss += wr * (lse - (eta[yr] if yr < km1 else 0.0))
@@ -146,11 +154,14 @@ def _loss_grad_core(dense, need_grad, X, data, indices, indptr, y, coef, interce
                             G[k, a] += prob[k] * v
         part[c] = loss
         wpart[c] = wsum
+        spart[c] = spread
     total = 0.0
     wtot = 0.0
+    spread = 0.0
     for c in range(nch):
         total += part[c]
         wtot += wpart[c]
+        spread = max(spread, spart[c])
     grad_coef = np.zeros((km1, p))
     grad_int = np.zeros(km1)
     if need_grad:
@@ -161,7 +172,7 @@ def _loss_grad_core(dense, need_grad, X, data, indices, indptr, y, coef, interce
                 grad_int[k] += gacc[c, k, p]
         grad_coef /= wtot
         grad_int /= wtot
-    return total / wtot, grad_coef, grad_int
+    return total / wtot, grad_coef, grad_int, spread
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
@@ -285,6 +296,17 @@ def multinomial_loss_grad(X, y, coef, intercept, sample_weight):
     grad_intercept : ndarray, shape (K-1,)
         ``sum_r w_r (p_rk - [y_r = k]) / sum_r w_r``.
     """
+    loss, grad_coef, grad_int, _ = _loss_grad_spread(X, y, coef, intercept,
+                                                                sample_weight)
+    return loss, grad_coef, grad_int
+
+
+@njit(cache=True)
+def _loss_grad_spread(X, y, coef, intercept, sample_weight):
+    """As :func:`multinomial_loss_grad`, also returning the largest log-odds between
+    any two classes over all rows, ``max_r (max_k eta_rk - min_k eta_rk)``
+    (``eta_{K-1} = 0`` included): the fit's separation monitor, at no extra pass
+    over ``X``. Private (not exported by ``fastgrad.kernels``)."""
     e = np.empty(0)
     ei = np.empty(0, dtype=np.int64)
     return _loss_grad_core(bool(np.int64(1)), bool(np.int64(1)), np.ascontiguousarray(X), e, ei,
@@ -376,10 +398,17 @@ def multinomial_loss_csr(data, indices, indptr, y, coef, intercept, sample_weigh
 def multinomial_loss_grad_csr(data, indices, indptr, y, coef, intercept, sample_weight):
     """As :func:`multinomial_loss_grad` for a CSR matrix ``(data, indices, indptr)``
     with ``coef.shape[1]`` columns."""
+    loss, grad_coef, grad_int, _ = _loss_grad_spread_csr(
+        data, indices, indptr, y, coef, intercept, sample_weight)
+    return loss, grad_coef, grad_int
+
+
+@njit(cache=True)
+def _loss_grad_spread_csr(data, indices, indptr, y, coef, intercept, sample_weight):
+    """As ``_loss_grad_spread`` for a CSR matrix ``(data, indices, indptr)``."""
     e = np.empty((0, 0))
     return _loss_grad_core(bool(np.int64(0)), bool(np.int64(1)), e, data, indices, indptr, y,
-                           coef, intercept,
-                           sample_weight)
+                           coef, intercept, sample_weight)
 
 
 @njit(cache=True)

@@ -46,7 +46,7 @@ def fit_multinomial(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sampl
     from ..dask._objective import align_rows, map_reduce, persist_partitions, release
     from ..dask._setup import check_client, get_client
     from .._validation import as_float_array, check_choice, check_scalar
-    from ..solvers import lbfgs, newton
+    from ..solvers import newton
     from . import _model as M
     client = get_client(client)
     lam = check_scalar(lam, "lam", lo=0.0)
@@ -61,14 +61,15 @@ def fit_multinomial(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sampl
     classes = classes_of(other["y"])
     if len(classes) < 2:
         raise ValueError(f"y must contain at least two classes, got {len(classes)}")
-    if solver == "auto":
-        dim = (len(classes) - 1) * (p + (1 if fit_intercept else 0))
-        solver = "newton" if dim <= M._NEWTON_MAX_DIM else "lbfgs"
+    q = p + (1 if fit_intercept else 0)
+    if solver == "auto":   # as the local fit
+        solver = "lbfgs+newton" if (len(classes) - 1) * q <= M._NEWTON_MAX_DIM else "lbfgs"
+    newtonish = solver != "lbfgs"
     max_iter = check_scalar(100 if max_iter is None and solver == "newton" else
                             1000 if max_iter is None else max_iter, "max_iter", kind="int", lo=0)
-    tol = check_scalar((1e-10 if solver == "newton" else 1e-12) if tol is None else tol, "tol",
+    tol = check_scalar((1e-10 if newtonish else 1e-12) if tol is None else tol, "tol",
                        lo=0.0)
-    gtol = check_scalar((1e-12 if solver == "newton" else 1e-7) if gtol is None else gtol, "gtol",
+    gtol = check_scalar((1e-12 if newtonish else 1e-7) if gtol is None else gtol, "gtol",
                         lo=0.0)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
@@ -102,8 +103,19 @@ def fit_multinomial(X, y, *, lam=0.0, fit_intercept=True, solver="newton", sampl
             res = newton(prob.fun, theta0, hess=prob.hess, max_iter=max_iter, tol=tol,
                          gtol=gtol, callback=cb, verbose=verbose, name=name)
         else:
-            res = lbfgs(prob.fun, theta0, max_iter=max_iter, tol=tol, gtol=gtol, callback=cb,
-                        verbose=verbose, name=name)
+            # the local fit's preconditioner, from the same strided rows (sent to the client)
+            step = M._precond_step(n, q)
+            Xs = np.asarray(X[::step].compute(), dtype=np.float64)
+            ws = (np.ones(Xs.shape[0]) if other["sample_weight"] is None else
+                  np.asarray(other["sample_weight"][::step].compute(), dtype=np.float64))
+            pre = M._KroneckerPreconditioner(Xs, ws, prob.class_weights, lam, bool(fit_intercept))
+            if solver == "lbfgs":
+                res = M._lbfgs_preconditioned(prob.fun, pre, theta0, cb, max_iter=max_iter,
+                                              tol=tol, gtol=gtol, verbose=verbose, name=name)
+            else:
+                res = M._lbfgs_then_newton(prob.fun, prob.hess, pre, theta0, cb,
+                                           max_iter=max_iter, tol=tol, gtol=gtol,
+                                           verbose=verbose, name=name)
     finally:
         release(client, parts)
     coef, intercept = prob.split(res.x)

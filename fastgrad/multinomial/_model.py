@@ -19,6 +19,9 @@ _SATURATION_FINAL = 15.0  # ... and checked after a Newton fit whose steps did n
 _SATURATION_LBFGS = 25.0  # ... and after an L-BFGS fit
 _SUBSAMPLE_DP = 0.1      # Newton: sub-sampled Hessians while max |dP| per step exceeds this
 _SUBSAMPLE_MIN_PER_PARAM = 20  # ... from at least this many rows per parameter
+_PRECOND_ROWS_PER_COL = 8   # L-BFGS preconditioner: Gram matrix of every s-th row, at least
+_PRECOND_MIN_ROWS = 2048    # ... max(this, 8 q) rows
+_PRECOND_MAX_Q = 2000       # beyond this many columns only the Gram matrix's diagonal
 
 
 class PerfectSeparationWarning(ConvergenceWarning):
@@ -125,6 +128,157 @@ def _check_weights(sample_weight, n):
     return w * (n / total)
 
 
+# --------------------------------------------------------------------------- preconditioner
+
+def _precond_step(n, q):
+    """Row stride of the preconditioner's sample: rows ``0, s, 2s, ...`` (a stride, not
+    the first rows, so data sorted by class or time are sampled evenly)."""
+    m = min(n, max(_PRECOND_MIN_ROWS, _PRECOND_ROWS_PER_COL * q))
+    return max(1, n // m)
+
+
+class _KroneckerPreconditioner:
+    """Whitening by the start point's Hessian ``A (x) G``.
+
+    At zero slopes and intercepts at the class log-frequency ratios every row has the
+    class probabilities ``pi`` (the class frequencies), so the Hessian there is exactly
+    ``A (x) G`` with ``A = diag(pi) - pi pi^T`` over the ``K-1`` non-reference classes
+    and ``G = X~^T W X~ / sum(w)`` (``X~`` = ``X`` with the column of ones). ``G`` is
+    estimated on an evenly strided sample of rows (``_precond_step``); with more than
+    ``_PRECOND_MAX_Q`` columns only its diagonal is used. L-BFGS then runs on ``U`` with
+    ``Theta = L_A^{-T} U L_G^{-1}`` (``A = L_A L_A^T``, ``G = L_G L_G^T``), in which the
+    start Hessian is the identity. The optimum is unchanged (a linear change of
+    variables); only the path and the number of iterations are.
+    """
+
+    def __init__(self, Xs, ws, freq, lam, fit_intercept):
+        from scipy.linalg import solve_triangular
+        pi = np.maximum(np.asarray(freq, dtype=np.float64), 1e-12)
+        pi = pi / pi.sum()
+        pi = pi[:-1]
+        km1 = pi.shape[0]
+        A = np.diag(pi) - np.outer(pi, pi)
+        ws = np.asarray(ws, dtype=np.float64)
+        wt = float(ws.sum())
+        if not wt > 0:
+            ws, wt = np.ones(ws.shape[0]), float(ws.shape[0])
+        p = Xs.shape[1]
+        q = p + (1 if fit_intercept else 0)
+        sparse = _is_sparse(Xs)
+        self.full = q <= _PRECOND_MAX_Q
+        if self.full:
+            G = np.empty((q, q))
+            if sparse:
+                Gx = np.asarray((Xs.T @ Xs.multiply(ws[:, None]).tocsr()).todense())
+                colsum = np.asarray(Xs.T @ ws).ravel()
+            else:
+                Xw = Xs * np.sqrt(ws)[:, None]
+                Gx = Xw.T @ Xw
+                colsum = Xs.T @ ws
+            G[:p, :p] = Gx
+            if fit_intercept:
+                G[:p, p] = G[p, :p] = colsum
+                G[p, p] = wt
+            G /= wt
+            d = np.diag(G).copy()
+        else:
+            if sparse:
+                d = np.asarray(Xs.multiply(Xs).T @ ws).ravel()
+            else:
+                d = (Xs * Xs).T @ ws
+            if fit_intercept:
+                d = np.append(d, wt)
+            d = d / wt
+        # the penalty on the slopes, as a Kronecker term: lam I ~ A (x) (lam / mean eig(A)) I
+        if lam:
+            extra = lam / max(float(np.trace(A)) / km1, 1e-300)
+            if self.full:
+                G[np.arange(p), np.arange(p)] += extra
+            d[:p] += extra
+        # a tiny ridge keeps constant or collinear columns from blowing the scaling up
+        ridge = 1e-10 * max(float(np.max(d)), 1e-300)
+        self.km1, self.q = km1, q
+        self.LA = np.linalg.cholesky(A)
+        self.MA = solve_triangular(self.LA, np.eye(km1), lower=True)    # L_A^{-1}
+        if self.full:
+            G[np.arange(q), np.arange(q)] += ridge
+            try:
+                self.LG = np.linalg.cholesky(G)
+            except np.linalg.LinAlgError:
+                self.full = False
+        if self.full:
+            self.MG = solve_triangular(self.LG, np.eye(q), lower=True)  # L_G^{-1}
+        else:
+            self.sd = np.sqrt(np.maximum(d, 0.0) + ridge)
+
+    def to_theta(self, u):
+        U = np.asarray(u, dtype=np.float64).reshape(self.km1, self.q)
+        T = self.MA.T @ U
+        return (T @ self.MG if self.full else T / self.sd).ravel()
+
+    def from_theta(self, theta):
+        T = self.LA.T @ np.asarray(theta, dtype=np.float64).reshape(self.km1, self.q)
+        return (T @ self.LG if self.full else T * self.sd).ravel()
+
+    def grad_u(self, g):
+        V = self.MA @ np.asarray(g, dtype=np.float64).reshape(self.km1, self.q)
+        return (V @ self.MG.T if self.full else V / self.sd).ravel()
+
+
+def _lbfgs_preconditioned(fun, pre, theta0, callback, **kw):
+    """L-BFGS on ``fun(theta) -> (f, grad)`` in the whitened coordinates of ``pre``;
+    ``callback(it, theta)`` and the result's ``x`` are in ``theta``."""
+    from dataclasses import replace
+
+    from ..solvers import lbfgs
+
+    def fun_u(u):
+        f, g = fun(pre.to_theta(u))
+        return f, pre.grad_u(g)
+
+    cb = None
+    if callback is not None:
+        def cb(it, u):
+            return callback(it, pre.to_theta(u))
+    res = lbfgs(fun_u, pre.from_theta(theta0), callback=cb, **kw)
+    return replace(res, x=pre.to_theta(res.x))
+
+
+def _lbfgs_then_newton(fun, hess, pre, theta0, callback, *, max_iter, tol, gtol, verbose,
+                       name):
+    """``solver="auto"`` up to ``_NEWTON_MAX_DIM`` parameters: whitened L-BFGS (default
+    stopping rule) to near the optimum, then exact Newton steps, the first of which
+    typically already meets the decrement rule: the final accuracy of Newton at the
+    cost of about one Hessian. ``callback(it, theta)`` counts iterations over both."""
+    from dataclasses import replace
+
+    from ..solvers import newton
+    done = {"it": 0, "stop": False}
+
+    def cb1(it, theta):
+        done["it"] = it
+        if callback is not None and callback(it, theta):
+            done["stop"] = True
+            return True
+        return False
+    r1 = _lbfgs_preconditioned(fun, pre, theta0, cb1, max_iter=max_iter, tol=1e-12, gtol=1e-7,
+                               verbose=verbose, warn=False, name=name)
+    if done["stop"]:
+        return replace(r1, converged=False)
+    if r1.n_iter >= max_iter:   # max_iter bounds both phases together
+        from ..solvers._common import warn_not_converged
+        warn_not_converged(name, max_iter)
+        return replace(r1, converged=False, message="max_iter reached")
+
+    def cb2(it, theta):
+        return callback is not None and callback(r1.n_iter + it, theta)
+    r2 = newton(fun, r1.x, hess=hess, max_iter=max_iter - r1.n_iter, tol=tol, gtol=gtol,
+                callback=cb2, verbose=verbose, name=name)
+    info = dict(r2.info, n_lbfgs_iter=r1.n_iter, n_lbfgs_fev=r1.info["n_fev"])
+    return replace(r2, n_iter=r1.n_iter + r2.n_iter,
+                   history=np.concatenate([r1.history, r2.history[1:]]), info=info)
+
+
 # --------------------------------------------------------------------------- problem
 
 class _Problem:
@@ -154,12 +308,17 @@ class _Problem:
         return np.array(coef, dtype=np.float64).ravel()
 
     def loss_grad(self, coef, intercept):
+        """Loss and gradient; the largest log-odds spread of the same pass is kept
+        (with the parameters) for :meth:`saturation`."""
         from ..kernels import multinomial as kern
         d = self.d
         if d.sparse:
-            return kern.multinomial_loss_grad_csr(d.data, d.indices, d.indptr, self.y, coef,
-                                                  intercept, self.w)
-        return kern.multinomial_loss_grad(d.dense, self.y, coef, intercept, self.w)
+            loss, gc, gi, spread = kern._loss_grad_spread_csr(d.data, d.indices, d.indptr, self.y,
+                                                              coef, intercept, self.w)
+        else:
+            loss, gc, gi, spread = kern._loss_grad_spread(d.dense, self.y, coef, intercept, self.w)
+        self._spread = (coef.copy(), intercept.copy(), float(spread))
+        return loss, gc, gi
 
     def loss(self, coef, intercept):
         from ..kernels import multinomial as kern
@@ -170,12 +329,18 @@ class _Problem:
         return kern.multinomial_loss(d.dense, self.y, coef, intercept, self.w)
 
     def fun(self, theta):
+        theta = np.asarray(theta, dtype=np.float64).ravel()
+        last = getattr(self, "_last_fun", None)
+        if last is not None and np.array_equal(last[0], theta):
+            return last[1], last[2].copy()   # e.g. auto's Newton phase starting where L-BFGS ended
         coef, intercept = self.split(theta)
         loss, gc, gi = self.loss_grad(coef, intercept)
         if self.lam:
             loss += 0.5 * self.lam * float(np.sum(coef * coef))
             gc = gc + self.lam * coef
-        return loss, (np.column_stack([gc, gi]).ravel() if self.fit_intercept else gc.ravel())
+        g = np.column_stack([gc, gi]).ravel() if self.fit_intercept else gc.ravel()
+        self._last_fun = (theta.copy(), loss, g.copy())
+        return loss, g
 
     def value(self, theta):
         coef, intercept = self.split(theta)
@@ -207,6 +372,8 @@ class _Problem:
         dp = np.inf if cache["P"] is None else float(np.max(np.abs(P - cache["P"])))
         k = cache["n_computed"]
         frac = 4 if k == 0 else (2 if k == 1 and dp > _SUBSAMPLE_DP else 1)
+        if cache.get("exact"):
+            frac = 1   # a Newton polish after L-BFGS (solver="auto"): exact from the start
         m = d.n // frac
         rows = None
         if frac > 1 and m >= _SUBSAMPLE_MIN_PER_PARAM * self.km1 * self.q:
@@ -240,6 +407,9 @@ class _Problem:
     def saturation(self, theta):
         """Largest log-odds between any two classes over all rows."""
         coef, intercept = self.split(theta)
+        last = getattr(self, "_spread", None)
+        if last is not None and np.array_equal(last[0], coef) and np.array_equal(last[1], intercept):
+            return last[2]   # computed by the last loss_grad pass at these parameters
         E = self.d.logits(coef, intercept)
         hi = np.maximum(E.max(axis=1), 0.0)
         lo = np.minimum(E.min(axis=1), 0.0)
@@ -254,6 +424,14 @@ class _Problem:
             freq = np.maximum(freq / freq.sum(), 1e-12)
             intercept = np.log(freq[:-1] / freq[-1])
         return self.join(coef, intercept)
+
+    def preconditioner(self):
+        """The :class:`_KroneckerPreconditioner` of this problem (start-point Hessian)."""
+        d = self.d
+        step = _precond_step(d.n, self.q)
+        Xs = (d.csr if d.sparse else d.dense)[::step]
+        freq = np.bincount(self.y, weights=self.w, minlength=self.km1 + 1)
+        return _KroneckerPreconditioner(Xs, self.w[::step], freq, self.lam, self.fit_intercept)
 
     def certifies_separation(self, direction):
         """Whether ``direction`` (a flat parameter vector) weakly increases every
@@ -331,7 +509,8 @@ class MultinomialResult:
     history : ndarray
         Objective at the start and after every iteration.
     solver : str
-        ``"newton"`` or ``"lbfgs"``.
+        ``"newton"``, ``"lbfgs"`` or ``"lbfgs+newton"`` (``solver="auto"`` up to
+        1500 parameters).
     separated : bool
         Whether the classes were found (quasi-)separable (``lam == 0`` only):
         then the MLE does not exist and the coefficients are only a finite
@@ -424,23 +603,32 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="auto", sample_weight=None,
         L2 penalty ``(lam/2) ||coef||^2`` (intercepts not penalised).
     fit_intercept : bool, default=True
     solver : {"auto", "newton", "lbfgs"}, default="auto"
-        Damped Newton (dense ``(K-1)(p+1)`` Hessian, Cholesky solve; the first
-        one or two Hessians from a random quarter / half of the rows) or
-        L-BFGS (for large ``p``); ``"auto"`` picks Newton when there are at
-        most 1500 parameters (a Hessian costs ``n ((K-1)(p+1))^2 / 2``, so
-        beyond that L-BFGS's passes over X are cheaper).
+        ``"newton"``: damped Newton (dense ``(K-1)(p+1)`` Hessian, Cholesky
+        solve; the first one or two Hessians from a random quarter / half of
+        the rows). ``"lbfgs"``: L-BFGS in coordinates whitened by the Hessian
+        at the start point, ``A (x) G`` with ``A = diag(pi) - pi pi^T`` (class
+        frequencies ``pi``) and ``G`` the Gram matrix of ``[X, 1]`` on an
+        evenly strided sample of at least ``max(2048, 8 (p+1))`` rows (its
+        diagonal only beyond 2000 columns): a change of variables, so the
+        optimum is the same. ``"auto"``: that L-BFGS, then, up to 1500
+        parameters, exact Newton steps from its end point (usually a single
+        Hessian), which bring Newton's final accuracy; beyond 1500 parameters
+        the L-BFGS alone (a Hessian costs ``n ((K-1)(p+1))^2 / 2``).
     sample_weight : array-like of shape (n,), optional
         Non-negative row weights (normalised to sum to ``n``).
     max_iter : int, optional
-        Default 100 for Newton, 1000 for L-BFGS.
+        Default 100 for Newton, 1000 for L-BFGS and ``"auto"`` (both of its
+        phases together).
     tol : float, optional
-        Newton: stop when half the squared Newton decrement is at most
-        ``tol * max(1, |objective|)`` (default 1e-10); L-BFGS: relative
-        objective change (default 1e-12).
+        Newton and the Newton phase of ``"auto"``: stop when half the squared
+        Newton decrement is at most ``tol * max(1, |objective|)`` (default
+        1e-10); L-BFGS: relative objective change (default 1e-12).
     gtol : float, optional
         Stop when ``max|grad| <= gtol * max(1, max|grad at start|)``
-        (default 1e-12 for Newton, whose decrement rule usually stops it
-        first, and 1e-7 for L-BFGS).
+        (default 1e-12 for Newton and ``"auto"``, whose decrement rule usually
+        stops them first, and 1e-7 for L-BFGS, whose gradient is the one in
+        the whitened coordinates). The L-BFGS phase of ``"auto"`` uses the
+        L-BFGS defaults.
     check_separation : bool, default=True
         With ``lam == 0``, detect (quasi-)separation (log-odds growing without
         bound, confirmed by a linear programme), stop and warn.
@@ -485,22 +673,24 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="auto", sample_weight=None,
                                sample_weight=sample_weight, max_iter=max_iter, tol=tol,
                                gtol=gtol, check_separation=check_separation, verbose=verbose,
                                callback=callback, warm_start=warm_start, client=client)
-    from ..solvers import lbfgs, newton
+    from ..solvers import newton
 
     prob, classes = _setup(X, y, lam, fit_intercept, sample_weight)
     if len(classes) < 2:
         raise ValueError(f"y must contain at least two classes, got {len(classes)}")
     solver = check_choice(solver, "solver", ("newton", "lbfgs", "auto"))
+    polish = solver == "auto" and prob.km1 * prob.q <= _NEWTON_MAX_DIM
     if solver == "auto":
-        solver = "newton" if prob.km1 * prob.q <= _NEWTON_MAX_DIM else "lbfgs"
+        solver = "lbfgs+newton" if polish else "lbfgs"
+    newtonish = solver != "lbfgs"
     if max_iter is None:
         max_iter = 100 if solver == "newton" else 1000
     max_iter = check_scalar(max_iter, "max_iter", kind="int", lo=0)
     if tol is None:
-        tol = 1e-10 if solver == "newton" else 1e-12
+        tol = 1e-10 if newtonish else 1e-12
     tol = check_scalar(tol, "tol", lo=0.0)
     if gtol is None:
-        gtol = 1e-12 if solver == "newton" else 1e-7
+        gtol = 1e-12 if newtonish else 1e-7
     gtol = check_scalar(gtol, "gtol", lo=0.0)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
@@ -548,7 +738,7 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="auto", sample_weight=None,
 
     name = f"multinomial.fit(solver={solver!r})"
     # a Hessian costs about n q^2 K^2 / 2 inner steps, a gradient n q K
-    work = prob.d.n * prob.q * prob.km1 * (prob.q * prob.km1 if solver == "newton" else 1)
+    work = prob.d.n * prob.q * prob.km1 * (prob.q * prob.km1 if newtonish else 1)
     with warnings.catch_warnings(record=True) as caught, threads_for(work), serial_blas():
         warnings.simplefilter("always", ConvergenceWarning)
         if solver == "newton":
@@ -556,16 +746,22 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="auto", sample_weight=None,
             res = newton(prob.fun, theta0, hess=prob.hess,
                          max_iter=max_iter, tol=tol, gtol=gtol, callback=cb, verbose=verbose,
                          name=name)
+        elif solver == "lbfgs+newton":
+            prob._hess_cache = {"P": None, "n_computed": 0, "rows": 0, "exact": True}
+            res = _lbfgs_then_newton(prob.fun, prob.hess, prob.preconditioner(), theta0, cb,
+                                     max_iter=max_iter, tol=tol, gtol=gtol, verbose=verbose,
+                                     name=name)
         else:
-            res = lbfgs(prob.fun, theta0, max_iter=max_iter, tol=tol, gtol=gtol, callback=cb,
-                        verbose=verbose, name=name)
+            res = _lbfgs_preconditioned(prob.fun, prob.preconditioner(), theta0, cb,
+                                        max_iter=max_iter, tol=tol, gtol=gtol,
+                                        verbose=verbose, name=name)
     separated = state["separated"]
     if watch and not separated and not state["checked"]:
         # Under separation Newton's steps keep an O(1) length along the separating
         # direction even as the decrement vanishes, whereas at a genuine optimum
         # the last step is tiny. L-BFGS gives no such signal, but stops under
         # separation only once the log-odds are large.
-        if solver == "newton":
+        if newtonish:
             suspicious = (not res.converged or state["step"] > 1e-4) and \
                 prob.saturation(res.x) > _SATURATION_FINAL
         else:
@@ -584,7 +780,8 @@ def fit(X, y, *, lam=0.0, fit_intercept=True, solver="auto", sample_weight=None,
         if not (separated and issubclass(wmsg.category, ConvergenceWarning)):
             warnings.warn(wmsg.message, wmsg.category, stacklevel=2)
     coef, intercept = prob.split(res.x)
-    loss = prob.loss(coef, intercept)
+    # the solvers' objective is the loss at res.x when there is no penalty
+    loss = float(res.objective) if prob.lam == 0.0 else prob.loss(coef, intercept)
     info = dict(res.info, separation_check=state["how"])
     cache = getattr(prob, "_hess_cache", None)
     if cache is not None:

@@ -29,9 +29,10 @@ class MultinomialLogisticRegression(ClassifierMixin, BaseEstimator):
         L2 penalty (intercepts are not penalised).
     fit_intercept : bool, default=True
     solver : {"auto", "newton", "lbfgs"}, default="auto"
-        As :func:`fastgrad.multinomial.fit`: Newton up to 1,500 parameters, L-BFGS beyond.
+        As :func:`fastgrad.multinomial.fit`: whitened L-BFGS, then Newton steps up to
+        1,500 parameters.
     max_iter : int, optional
-        Default 100 (Newton) or 1000 (L-BFGS).
+        Default 100 (Newton) or 1000 (L-BFGS, auto).
     tol : float, optional
         Solver tolerance (see :func:`fastgrad.multinomial.fit`).
 

@@ -107,6 +107,27 @@ def test_csr_kernels_match_dense(rng):
         np.testing.assert_allclose(Hs, numpy_reference(Xd, y, coef, b, w, fi)[4], atol=1e-14)
 
 
+def test_loss_grad_spread_kernels_match_numpy(rng):
+    from fastgrad.kernels.multinomial import _loss_grad_spread, _loss_grad_spread_csr
+    X, y = simulate(rng, n=500, p=6, K=4)
+    X[np.abs(X) < 0.8] = 0.0
+    Xs = sp.csr_matrix(X)
+    idx, ptr = Xs.indices.astype(np.int64), Xs.indptr.astype(np.int64)
+    y = y.astype(np.int64)
+    coef = rng.standard_normal((3, 6)) * 2.0
+    b = rng.standard_normal(3)
+    w = rng.random(500) + 0.1
+    loss, gc, gi, _, _ = numpy_reference(X, y, coef, b, w)
+    E = np.column_stack([X @ coef.T + b, np.zeros(500)])
+    spread = float(np.max(E.max(1) - E.min(1)))
+    for out in (_loss_grad_spread(X, y, coef, b, w),
+                _loss_grad_spread_csr(Xs.data, idx, ptr, y, coef, b, w)):
+        assert out[0] == pytest.approx(loss, rel=1e-13)
+        np.testing.assert_allclose(out[1], gc, atol=1e-14)
+        np.testing.assert_allclose(out[2], gi, atol=1e-14)
+        assert out[3] == pytest.approx(spread, rel=1e-13)
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 def test_gradient_and_hessian_finite_differences(rng, sparse):
     X, y = simulate(rng, n=300, p=3, K=4)
@@ -420,3 +441,86 @@ def test_sklearn_wrapper_matches_fit(rng):
     np.testing.assert_allclose(est.coef_, res.coef)
     np.testing.assert_allclose(est.predict_proba(X), res.predict_proba(X))
     np.testing.assert_allclose(np.exp(est.predict_log_proba(X)), res.predict_proba(X), atol=1e-14)
+
+
+# --------------------------------------------------------------------------- preconditioner
+
+def _precond_jacobian(pre, m):
+    """d theta / d u of the preconditioner's (linear) change of variables."""
+    return np.column_stack([pre.to_theta(e) for e in np.eye(m)])
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_preconditioner_whitens_the_start_hessian(rng, sparse, fit_intercept):
+    from fastgrad.multinomial._model import _setup
+    X, y = simulate(rng, n=500, p=4, K=4)
+    X = X @ np.array([[1.0, 0.6, 0.0, 0.2], [0, 1, 0.5, 0], [0, 0, 1, 0.3], [0, 0, 0, 1]]) + 0.4
+    w = rng.random(500) + 0.2
+    prob, _ = _setup(sp.csr_matrix(X) if sparse else X, y, 0.0, fit_intercept, w)
+    pre = prob.preconditioner()          # n < 2048: the Gram matrix of all rows
+    theta0 = prob.start()
+    m = theta0.size
+    S = _precond_jacobian(pre, m)
+    # maps: from_theta inverts to_theta; grad_u is the chain rule S^T g
+    u = rng.standard_normal(m)
+    np.testing.assert_allclose(pre.from_theta(pre.to_theta(u)), u, atol=1e-10)
+    g = rng.standard_normal(m)
+    np.testing.assert_allclose(pre.grad_u(g), S.T @ g, atol=1e-10)
+    # with intercepts at the class frequencies every row has p_r = pi: the Hessian there is
+    # A (x) G exactly, and S^T H S the identity (the NumPy reference Hessian; without an
+    # intercept the start is theta = 0, where p_r = 1/K, not pi: only roughly whitened)
+    coef, b = prob.split(theta0)
+    H = numpy_reference(X, y, coef, b, prob.w, fit_intercept)[4]
+    M = S.T @ H @ S
+    if fit_intercept:
+        np.testing.assert_allclose(M, np.eye(m), atol=1e-8)
+    else:
+        assert np.linalg.cond(M) < np.linalg.cond(H)
+
+
+def test_preconditioner_diagonal_beyond_max_columns(rng, monkeypatch):
+    import fastgrad.multinomial._model as M
+    X, y = simulate(rng, n=400, p=5, K=3)
+    X = X * np.array([1.0, 10.0, 0.1, 3.0, 1.0])
+    ref = multinomial.fit(X, y, solver="newton")
+    monkeypatch.setattr(M, "_PRECOND_MAX_Q", 3)
+    prob, _ = M._setup(X, y, 0.0, True, None)
+    pre = prob.preconditioner()
+    assert not pre.full
+    S = _precond_jacobian(pre, prob.km1 * prob.q)
+    H = prob.hess(prob.start())
+    np.testing.assert_allclose(np.diag(S.T @ H @ S).reshape(2, 6)[:, :5].ravel() > 0, True)
+    res = multinomial.fit(X, y, solver="lbfgs")
+    assert res.converged
+    assert res.objective == pytest.approx(ref.objective, rel=1e-12)
+    np.testing.assert_allclose(res.coef, ref.coef, atol=1e-5)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.05])
+def test_auto_is_lbfgs_then_newton_and_matches_newton(rng, lam):
+    X, y = simulate(rng, n=1500, p=6, K=4)
+    X[:, 1] = 0.8 * X[:, 0] + 0.6 * X[:, 1]
+    order = np.argsort(y, kind="stable")      # sorted by class: the strided sample copes
+    X, y = X[order], y[order]
+    ref = multinomial.fit(X, y, lam=lam, solver="newton", tol=1e-14)
+    res = multinomial.fit(X, y, lam=lam)
+    assert res.solver == "lbfgs+newton" and res.converged
+    assert res.info["n_lbfgs_iter"] >= 1 and res.info["n_hev"] <= 2
+    assert res.n_iter == res.history.size - 1
+    np.testing.assert_allclose(res.coef, ref.coef, atol=1e-9)
+    np.testing.assert_allclose(res.intercept, ref.intercept, atol=1e-9)
+    assert res.objective == pytest.approx(ref.objective, rel=1e-14)
+    # the whitened L-BFGS alone reaches the objective to ~1e-12
+    lb = multinomial.fit(X, y, lam=lam, solver="lbfgs")
+    assert lb.solver == "lbfgs" and lb.converged
+    assert (lb.objective - ref.objective) / ref.objective < 1e-10
+
+
+def test_auto_callback_counts_both_phases(rng):
+    X, y = simulate(rng, n=400, p=3, K=3)
+    seen = []
+    res = multinomial.fit(X, y, callback=lambda it, st: seen.append(it) and False)
+    assert seen == list(range(1, res.n_iter + 1))
+    stop = multinomial.fit(X, y, callback=lambda it, st: it >= 2)
+    assert stop.n_iter == 2 and not stop.converged
