@@ -737,7 +737,7 @@ def hlsm_edge_correction(t_ptr, t_idx, t_cnt, m_ptr, m_idx, m_cnt, z, alpha, wit
 # writes only row i's gradients; per-row partial sums are reduced in a fixed
 # order, so results do not depend on the thread count.
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
 def _ext_eta(zk, i, m, a, so_i, ro, dist, eta):
     """``dist[j] = ||z_i - z_j||^2`` and ``eta[j] = a + so_i + ro[j] - dist[j]`` for j < m."""
     d = zk.shape[0]
@@ -754,20 +754,20 @@ def _ext_eta(zk, i, m, a, so_i, ro, dist, eta):
         eta[j] = base - dist[j] + ro[j]
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
 def _ext_eta2(a, ro_i, so, dist, eta):
     base = a + ro_i
     for j in range(dist.shape[0]):
         eta[j] = base - dist[j] + so[j]
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
 def _ext_add_cov(bq, xq, eta):
     for j in range(eta.shape[0]):
         eta[j] += bq * xq[j]
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
 def _ext_residuals(yrow, eta, rbuf, lbuf, i):
     """``rbuf[j] = sigmoid(eta_j) - y_j`` and ``lbuf[j] = softplus(eta_j) - y_j eta_j``
     (0 for missing dyads, ``y_j < 0``, and for j == i); returns the sums of both."""
@@ -786,7 +786,7 @@ def _ext_residuals(yrow, eta, rbuf, lbuf, i):
     return nl, ga
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
 def _ext_dot(r, x):
     acc = 0.0
     for j in range(r.shape[0]):
@@ -794,7 +794,7 @@ def _ext_dot(r, x):
     return acc
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
 def _ext_sum_add(r2, r1):
     """Sum of ``r2``, then ``r2 += r1``."""
     acc = 0.0
@@ -805,7 +805,7 @@ def _ext_sum_add(r2, r1):
     return acc
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy", inline="always")
 def _ext_grad_z(zk, i, rz, gout):
     d = zk.shape[0]
     for c in range(d):
@@ -876,7 +876,7 @@ compiling the parallel kernel's gufunc costs about 2 s more than this one.
 """))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ext_setup(z, p):
     """Transposed positions and the work arrays of :func:`hlsm_nll_grad_ext`."""
     K, n, d = z.shape
@@ -894,7 +894,7 @@ def _ext_setup(z, p):
     return zt, nll_part, ga_part, gb_part, zrow, nblk
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
               grad_z, grad_s, grad_r, nll_part, ga_part, gb_part, zrow, task, nblk):
     """Rows ``blk * R .. (blk + 1) * R - 1`` of layer k (``task = k * nblk + blk``) of
@@ -942,7 +942,7 @@ def _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with
             grad_z[k, i, c] = gout[c]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ext_reduce(nll_part, ga_part, gb_part, K, n, p, with_grad, grad_alpha, grad_beta):
     """Per-row partial sums of :func:`hlsm_nll_grad_ext` added in a fixed order."""
     nll = 0.0
