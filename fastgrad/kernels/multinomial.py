@@ -110,10 +110,9 @@ def _loss_grad_core(dense, need_grad, X, data, indices, indptr, y, coef, interce
     km1, p = coef.shape
     n = y.shape[0]
     nch = _n_chunks(n, _ROWS_PER_CHUNK, _MAX_CHUNKS)
-    part = np.zeros(nch)
-    wpart = np.zeros(nch)
-    spart = np.zeros(nch)
-    gacc = np.zeros((nch if need_grad else 0, km1, p + 1))
+    # np.zeros in a parallel function is a parfor of its own (a separate gufunc to compile):
+    # the buffers come zeroed from a serial helper
+    part, wpart, spart, gacc = _core_buffers(nch, need_grad, km1, p)
     for c in prange(nch):
         r0 = c * n // nch
         r1 = (c + 1) * n // nch
@@ -155,6 +154,14 @@ def _loss_grad_core(dense, need_grad, X, data, indices, indptr, y, coef, interce
         part[c] = loss
         wpart[c] = wsum
         spart[c] = spread
+    return _core_reduce(part, wpart, spart, gacc, need_grad, km1, p)
+
+
+@njit(cache=True)
+def _core_reduce(part, wpart, spart, gacc, need_grad, km1, p):
+    """The chunk sums of :func:`_loss_grad_core` added in chunk order (a serial helper: array
+    expressions in the parallel kernel would each be a parfor of their own)."""
+    nch = part.shape[0]
     total = 0.0
     wtot = 0.0
     spread = 0.0
@@ -215,7 +222,19 @@ def _hess_setup(n, p, proba, fit_intercept):
     per = 8 * nblk * q * q
     cap = max(1, min(_HESS_MAX_CHUNKS, _HESS_BUDGET // max(per, 1)))
     nch = _n_chunks(n, _HESS_ROWS_PER_CHUNK, cap)
-    return km1, q, nblk, nch, np.zeros((nch, nblk, q, q))
+    return km1, q, nblk, nch, _zeros4(nch, nblk, q, q)
+
+
+@njit(cache=True)
+def _zeros4(a, b, c, d):
+    """``np.zeros((a, b, c, d))`` outside the parallel kernels (there it would be a parfor)."""
+    return np.zeros((a, b, c, d))
+
+
+@njit(cache=True)
+def _core_buffers(nch, need_grad, km1, p):
+    """Zeroed partial sums of :func:`_loss_grad_core` (see :func:`_zeros4`)."""
+    return np.zeros(nch), np.zeros(nch), np.zeros(nch), np.zeros((nch if need_grad else 0, km1, p + 1))
 
 
 @njit(cache=True, parallel=True)
