@@ -15,7 +15,8 @@ def _reference(X, y, sw, w, c, loss):
     if loss == LOSS_SQUARED:
         lv, d1, d2 = 0.5 * (t - y) ** 2, t - y, np.ones_like(t)
     else:
-        s = 1.0 / (1.0 + np.exp(-t))
+        with np.errstate(over="ignore"):
+            s = 1.0 / (1.0 + np.exp(-t))
         lv, d1, d2 = np.logaddexp(0.0, t) - y * t, s - y, s * (1.0 - s)
     return sw @ lv, X.T @ (sw * d1), np.sum(sw * d1), sw * d2
 
