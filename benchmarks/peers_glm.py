@@ -28,7 +28,8 @@ Tasks
    deviance). Each row's note gives ``gap = max over lam of (F_peer - F_ours) /
    F_ours`` (positive: fastgrad's objective is lower). A peer that is not
    installed is skipped. ``python -m benchmarks.peers_glm --paths wide_iid ...``
-   runs only the path suite.
+   runs only the path suite; ``python -m benchmarks.peers_glm --only loss_grad`` runs
+   only task 1 (at the default thread count and at 1 thread).
 """
 import os
 import shutil
@@ -458,7 +459,30 @@ if __name__ == "__main__":
     ap.add_argument("--paths", nargs="*", help="name:kind pairs, e.g. wide_iid:lasso")
     ap.add_argument("--peers", default="glmnet,celer,skglm,sklearn")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--only", choices=["loss_grad"],
+                    help="run only task 1 (the fused loss+gradient pass) at the default "
+                         "thread count and at 1 thread, then exit")
     a = ap.parse_args()
+    if a.only == "loss_grad":
+        import numba
+        from threadpoolctl import threadpool_info
+        X, y_bin, _ = _data(N, P)
+        default = numba.get_num_threads()
+        print("BLAS:", ", ".join(f"{d['internal_api']} {d.get('version')} "
+                                 f"{d.get('architecture')} ({d['num_threads']} thr)"
+                                 for d in threadpool_info() if d["user_api"] == "blas"),
+              "| OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s" % (
+                  os.environ.get("OPENBLAS_CORETYPE"), os.environ.get("OPENBLAS_L2_SIZE")))
+        for threads in sorted({default, 1}, reverse=True):
+            numba.set_num_threads(threads)
+            try:
+                rows = bench_loss_grad(X, y_bin, repeat=max(10, a.repeat))
+            finally:
+                numba.set_num_threads(default)
+            for r in rows:
+                r["task"] = f"{r['task']} [{threads} thr]"
+            _print(rows)
+        raise SystemExit(0)
     tasks = [tuple(t.split(":")) for t in a.paths] if a.paths else PATH_TASKS
     t0 = time.perf_counter()
     for task in tasks:
