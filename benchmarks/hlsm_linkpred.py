@@ -5,9 +5,11 @@ Protocol (issue 12): hide 10% of the pairs of every layer (stratified by tie / n
 log-loss), over 3 repeats. Printed side by side, in one run, with the seconds per fit:
 
 - ``fit_cv``: ``hlsm.fit_cv`` with its defaults (dims, lam grid, 5 folds, sociality
-  effects per layer); the time is the whole cross-validation plus the refit;
-- ``shared``: the shared model (``lam >= lam_max``) at fit_cv's selected dim;
-- ``independent``: ``lam = 0`` (independent layers) at the same dim;
+  effects per layer, the prior ``position_ridge=2`` on the shared positions); the time is
+  the whole cross-validation plus the refit;
+- ``shared``: the shared model (``lam >= lam_max``) at fit_cv's selected dim, with
+  fit_cv's position ridge (the extreme of the same model);
+- ``independent``: ``lam = 0`` (independent layers) at the same dim and ridge;
 - ``no sociality``: ``fit_cv(..., sociality=None)``, the model without node effects;
 - ``MultiNeSS``: R package multiness (logistic, adaptive tuning, refit), when ``Rscript``
   with multiness is installed; data go through a temporary binary file (column-major).
@@ -92,10 +94,13 @@ def run_network(name, repeats, have_r, dims=None):
             rows["fit_cv"].append((hlsm.score_pairs(cv.best, test), time.perf_counter() - t0))
             sel.append((cv.dim, cv.lam_ratio, cv.n_fits))
             t0 = time.perf_counter()
-            _, shared = hlsm.lam_max(Y_train, dim=cv.dim, directed=data.directed, random_state=rep)
+            ridge = hlsm.fit_cv.__kwdefaults__["position_ridge"]  # fit_cv's default prior
+            _, shared = hlsm.lam_max(Y_train, dim=cv.dim, directed=data.directed, random_state=rep,
+                                     position_ridge=ridge)
             rows["shared"].append((hlsm.score_pairs(shared, test), time.perf_counter() - t0))
             t0 = time.perf_counter()
-            ind = hlsm.fit(Y_train, 0.0, dim=cv.dim, directed=data.directed, random_state=rep)
+            ind = hlsm.fit(Y_train, 0.0, dim=cv.dim, directed=data.directed, random_state=rep,
+                           position_ridge=ridge)
             rows["independent"].append((hlsm.score_pairs(ind, test), time.perf_counter() - t0))
             t0 = time.perf_counter()
             cv0 = hlsm.fit_cv(Y_train, directed=data.directed, random_state=rep, sociality=None, **cv_kw)
