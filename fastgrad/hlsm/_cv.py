@@ -621,7 +621,8 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=3, metric="loglik", direc
     from the shared model (``lam >= lam_max``) down, each fit warm-started
     from the previous one, and scored on the fold. The candidate with the
     best mean held-out score is refitted on all observed pairs along the same
-    path.
+    path (the steps before it at the folds' stopping rule, the selected fit
+    at :func:`fastgrad.hlsm.fit`'s).
 
     Penalties refer to the full data: a fold's fit uses ``lam`` times the
     share of the observed pairs it sees, since the likelihood is a sum over
@@ -753,13 +754,15 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=3, metric="loglik", direc
         raise ValueError(f"no candidate has a finite held-out {metric}")
     b = int(np.nanargmax(key))  # first best: smallest dim, then largest lam
     d_best, lam_best = int(scores["dim"][b]), float(scores["lam"][b])
-    # refit on all observed pairs along the same path (fit's own stopping rule unless given)
-    _, best = hlsm.lam_max(Y, dim=d_best, directed=directed, init=full_start[d_best], random_state=seed,
-                           **refit_kw)
-    kw = {kk: v for kk, v in refit_kw.items() if kk != "init"}
-    for lam, sh in zip(grids[d_best], shared[d_best]):
-        if lam < lam_best or sh or lam >= lmax[d_best]:
-            continue
+    # refit on all observed pairs along the same path: the steps before the selected lam at
+    # the folds' stopping rule (warm starts only), the selected fit at fit's own (unless given)
+    path = [lam for lam, sh in zip(grids[d_best], shared[d_best])
+            if lam >= lam_best and not sh and lam < lmax[d_best]]
+    best = full_start[d_best]
+    if not path:
+        _, best = hlsm.lam_max(Y, dim=d_best, directed=directed, init=best, random_state=seed, **refit_kw)
+    for m, lam in enumerate(path):
+        kw = {kk: v for kk, v in (refit_kw if m == len(path) - 1 else shared_kw).items() if kk != "init"}
         best = hlsm.fit(Y, float(lam), dim=d_best, directed=directed, init=best, random_state=seed, **kw)
         n_fits += 1
     if best.nodes is None and _is_multiplex(Y):
