@@ -68,3 +68,25 @@ def test_fit_cv_link_prediction_beats_extremes_and_no_sociality(name):
            (("fit_cv", cv.best), ("shared", shared), ("independent", ind), ("none", none.best))}
     for other in ("shared", "independent", "none"):
         assert auc["fit_cv"] >= auc[other] - 1e-9, auc
+
+
+def test_problem_prox_equals_group_l2():
+    """The solver's inlined block soft-thresholding is fastgrad.prox.group_l2 (weights with 0 and inf)."""
+    from fastgrad.prox import group_l2
+    Y, _ = hlsm.simulate(10, 3, random_state=0)
+    Yenc = as_layers(Y, directed=False)
+    rng = np.random.default_rng(2)
+    w = rng.uniform(0.5, 2.0, (3, 10))
+    w[0, :3] = np.inf
+    w[1, :3] = 0.0
+    s_e = rng.uniform(0.5, 2.0, (3, 10))
+    prob = _problem._Problem(Yenc, False, 2, 0.8, 1.0, 1.0, w, (np.ones(10), s_e))
+    x = rng.standard_normal(prob.scale.size)
+    x[prob.se][:4] = 0.0
+    for t in (0.01, 0.3, 5.0):
+        out = prob.prox(x, t)
+        eps = x[prob.se].reshape(3, 10, 2)
+        ref = group_l2(eps, t * 0.8 * w / s_e)
+        np.testing.assert_array_equal(out[prob.se], ref.ravel())
+        np.testing.assert_array_equal(out[~np.isin(np.arange(x.size), np.arange(x.size)[prob.se])],
+                                      x[~np.isin(np.arange(x.size), np.arange(x.size)[prob.se])])
