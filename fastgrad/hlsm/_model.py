@@ -222,6 +222,8 @@ class HLSMResult:
         Per solver stage (``"multilevel start"``, ``"shared L-BFGS"``,
         ``"smoothed L-BFGS"``, ``"proximal gradient"``): iterations,
         function evaluations and seconds.
+    position_ridge : float
+        The ridge on the shared positions used (``fit``'s ``position_ridge``; 0: none).
     """
 
     b: np.ndarray
@@ -248,6 +250,7 @@ class HLSMResult:
     beta: np.ndarray = field(default=None, repr=False)
     covariates: np.ndarray = field(default=None, repr=False)
     sociality_mode: str = None
+    position_ridge: float = 0.0
 
     @property
     def deviating(self):
@@ -832,7 +835,8 @@ def _make_result(Yenc, prob, sol, lam, weights, ex, stages, t0):
         b=b, eps=eps, alpha=alpha.copy(), z=z, lam=lam, objective=objective,
         nll=nll, n_iter=sol.n_iter, converged=sol.converged, history=history, weights=weights,
         directed=Yenc.directed, n_obs=Yenc.n_obs, nodes=Yenc.nodes, layers=Yenc.layer_names,
-        fit_time=time.perf_counter() - t0, layer_nll=layer_nll, stages=stages, **extra)
+        fit_time=time.perf_counter() - t0, layer_nll=layer_nll, stages=stages,
+        position_ridge=ex.position_ridge, **extra)
 
 
 def _result_gradients(Yenc, res):

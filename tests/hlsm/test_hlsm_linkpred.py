@@ -42,6 +42,7 @@ def test_position_ridge_fit_is_stationary_and_shrinks():
     nll, gb, _, _ = hlsm.nll_and_grad(Y, res.b, res.eps, res.alpha)
     np.testing.assert_allclose(gb + ridge * res.b, 0.0, atol=1e-4 * np.abs(gb).max())
     np.testing.assert_allclose(res.objective, nll + 0.5 * ridge * (res.b ** 2).sum(), rtol=1e-10)
+    assert res.position_ridge == ridge
     _, free = hlsm.lam_max(Y, random_state=0, sociality=None)
     assert (res.b ** 2).sum() < (free.b ** 2).sum()
     with pytest.raises(ValueError, match="position_ridge"):
@@ -90,3 +91,15 @@ def test_problem_prox_equals_group_l2():
         np.testing.assert_array_equal(out[prob.se], ref.ravel())
         np.testing.assert_array_equal(out[~np.isin(np.arange(x.size), np.arange(x.size)[prob.se])],
                                       x[~np.isin(np.arange(x.size), np.arange(x.size)[prob.se])])
+
+
+def test_fit_cv_default_is_documented_and_recorded():
+    """The default a user gets from fit_cv: the prior on the positions, 3 folds, recorded on the refit."""
+    from fastgrad.hlsm import _cv
+    assert hlsm.fit_cv.__kwdefaults__["position_ridge"] == _cv.POSITION_RIDGE > 0
+    assert hlsm.fit_cv.__kwdefaults__["n_folds"] == 3
+    assert "position_ridge : float, default=2.0" in hlsm.fit_cv.__doc__
+    Y, _ = hlsm.simulate(20, 2, random_state=0)
+    cv = hlsm.fit_cv(Y, dims=1, random_state=0)
+    assert cv.best.position_ridge == _cv.POSITION_RIDGE and cv.n_folds == 3
+    assert hlsm.fit(Y, 1.0, random_state=0).position_ridge == 0.0
