@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 
-from .. import prox as _prox
 from .._threads import threads_for
 from ..solvers import proximal_gradient
 
@@ -101,7 +100,12 @@ class _Problem:
         thr = t * self.lam if self.weights is None else (t * self.lam) * self.weights
         if self.eps_scale is not None:
             thr = thr / self.eps_scale
-        out[self.se] = _prox.group_l2(eps, thr).ravel()
+        # block soft-thresholding (prox.group_l2 without its input checks and broadcasts:
+        # it was a quarter of fit_cv's time on the Florentine network); equal results
+        norms = np.sqrt((eps * eps).sum(axis=-1))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            scale = np.where(norms > thr, 1.0 - thr / np.where(norms > 0, norms, 1.0), 0.0)
+        out[self.se] = (eps * scale[..., None]).ravel()
         return out
 
     def smoothed(self, mu):
@@ -147,10 +151,13 @@ class _Extras:
     ``mode`` None (no node effects), ``"layer"`` (one effect per node and layer)
     or ``"shared"`` (one per node, all layers). Undirected: sociality ``g``;
     directed: sender ``s`` and receiver ``r``. ``X``/``XT`` (p, n, n): covariates.
+    ``position_ridge``: a Gaussian prior on the shared positions, ``position_ridge / 2 *
+    ||b||^2`` added to the objective.
     """
 
-    def __init__(self, mode, ridge, directed, K, n, X=None):
+    def __init__(self, mode, ridge, directed, K, n, X=None, position_ridge=0.0):
         self.mode, self.ridge, self.directed, self.K, self.n = mode, float(ridge), bool(directed), K, n
+        self.position_ridge = float(position_ridge)
         self.X = np.zeros((0, n, n)) if X is None else X
         self.XT = np.ascontiguousarray(self.X.transpose(0, 2, 1)) if (directed and self.X.shape[0]) else self.X
         self.p = self.X.shape[0]
@@ -159,7 +166,7 @@ class _Extras:
 
     @property
     def active(self):
-        return self.mode is not None or self.p > 0
+        return self.mode is not None or self.p > 0 or self.position_ridge > 0
 
     def offsets(self, v):
         """(so, ro) of shape (K, n) from the flat effect vector ``v``."""
@@ -208,8 +215,9 @@ def _ext_nll_grad(Yenc, z, alpha, so, ro, ex, beta, with_grad=True, per_layer=Fa
 
 class _ExtProblem(_Problem):
     """:class:`_Problem` with node effects and covariates appended to x:
-    ``[b*s_b, eps, alpha*s_a, effects*s_g, beta*s_beta]``; a ridge
-    ``ridge / 2 * ||effects||^2`` is part of the smooth function."""
+    ``[b*s_b, eps, alpha*s_a, effects*s_g, beta*s_beta]``; the ridges
+    ``ridge / 2 * ||effects||^2`` and ``position_ridge / 2 * ||b||^2`` are part of the
+    smooth function."""
 
     def __init__(self, Yenc, directed, d, lam, ex, scale_b=1.0, scale_alpha=1.0, weights=None, node_scale=None,
                  scale_effects=1.0, scale_beta=None):
@@ -244,12 +252,18 @@ class _ExtProblem(_Problem):
             out = self.evaluator.nll_grad_ext(z, alpha, so, ro, beta, with_grad)
         else:
             out = _ext_nll_grad(self.Y, z, alpha, so, ro, self.ex, beta, with_grad)
+        pr = self.ex.position_ridge
         nll = out[0] + 0.5 * self.ex.ridge * float(v @ v)
+        if pr:
+            nll += 0.5 * pr * float((b * b).sum())
         if not with_grad:
             return nll
         _, gz, ga, gs, gr, gb = out
         gv = self.ex.effect_grad(gs, gr) + self.ex.ridge * v
-        g = np.concatenate([gz.sum(axis=0).ravel(), gz.ravel(), ga, gv, gb.ravel()]) / self.scale
+        gpos = gz.sum(axis=0)
+        if pr:
+            gpos = gpos + pr * b
+        g = np.concatenate([gpos.ravel(), gz.ravel(), ga, gv, gb.ravel()]) / self.scale
         return nll, g
 
     def fun(self, x):

@@ -232,7 +232,8 @@ def test_fit_cv_result_and_refit(tmp_path):
     Y, _ = hlsm.simulate(24, 2, random_state=0)
     cv = hlsm.fit_cv(Y, dims=(1, 2), n_folds=3, metric="auc", random_state=0, **FAST)
     s = cv.scores
-    assert s["dim"].tolist() == [1] * 5 + [2] * 5
+    m = len(_hlsm_cv.LAM_RATIOS)
+    assert s["dim"].tolist() == [1] * m + [2] * m
     np.testing.assert_allclose(s["lam_ratio"], list(_hlsm_cv.LAM_RATIOS) * 2)
     np.testing.assert_allclose(s["auc"], np.nanmean(cv.fold_scores[:, :, 1], axis=1))
     np.testing.assert_allclose(s["brier_std"], np.std(cv.fold_scores[:, :, 2], axis=1, ddof=1))
