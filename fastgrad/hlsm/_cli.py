@@ -30,7 +30,7 @@ def add_parser(subparsers):
     p.add_argument("--dims", default=None,
                    help="comma-separated dimensions compared by --select (default "
                         + ",".join(map(str, _DEFAULT_DIMS)) + ")")
-    p.add_argument("--folds", type=int, default=5, help="folds of --select (default 5)")
+    p.add_argument("--folds", type=int, default=3, help="folds of --select (default 3, as hlsm.fit_cv)")
     p.add_argument("--metric", default="loglik", choices=("loglik", "auc", "brier"),
                    help="held-out score that --select maximises (default loglik)")
     p.add_argument("--max-iter", type=int, default=5000)
