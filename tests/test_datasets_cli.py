@@ -127,7 +127,8 @@ def test_cli_hlsm_select_prints_cross_validated_auc(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "deprecated" in captured.err and "cross-validated AUC" in captured.out
     rows = [line for line in captured.out.splitlines() if line[:3].strip().isdigit()]
-    assert len(rows) == 5 and all(line.startswith("  1 ") for line in rows)  # --dim 1: only dim 1 compared
+    from fastgrad.hlsm._cv import LAM_RATIOS      # one row per lam of the default grid
+    assert len(rows) == len(LAM_RATIOS) and all(line.startswith("  1 ") for line in rows)  # --dim 1 only
     assert main(["hlsm", "--edgelist", str(path), "--bic", "--max-iter", "200", "--no-plot",
                  "--out", str(out)]) == 0
     assert "BIC" in capsys.readouterr().out
