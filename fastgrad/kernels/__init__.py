@@ -17,7 +17,7 @@ from .multinomial import (multinomial_hessian, multinomial_hessian_csr, multinom
                           multinomial_loss_csr, multinomial_loss_grad, multinomial_loss_grad_csr,
                           multinomial_proba, multinomial_proba_csr)
 from .mf import (mf_block_layout, mf_block_layout_serial, mf_block_schedule, mf_error_sums,
-                 mf_error_sums_serial, mf_normal_rows, mf_normal_rows_serial, mf_partition,
+                 mf_normal_rows, mf_partition,
                  mf_penalty, mf_predict, mf_rating_loss_grad, mf_sgd_epoch, mf_sgd_epoch_blocked,
                  mf_sgd_epoch_masked, mf_sgd_step, mf_shuffle, mf_shuffle_blocks, mf_stratum_blocks,
                  svdpp_implicit_csr, svdpp_implicit_sums, svdpp_rating_loss_grad, svdpp_sgd_epoch_blocked,
@@ -38,7 +38,7 @@ __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
     "mf_sgd_epoch_blocked", "mf_partition", "mf_block_schedule", "mf_stratum_blocks",
     "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums", "mf_penalty", "mf_normal_rows",
-    "mf_block_layout", "mf_normal_rows_serial", "mf_error_sums_serial", "mf_block_layout_serial",
+    "mf_block_layout", "mf_block_layout_serial",
     "svdpp_rating_loss_grad", "svdpp_implicit_sums", "svdpp_sgd_epoch_blocked",
     "svdpp_user_runs", "svdpp_implicit_csr",
     "LOSS_SQUARED", "LOSS_LOGISTIC", "glm_loss_grad", "glm_loss_grad_csr", "glm_loss",

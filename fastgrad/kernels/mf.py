@@ -53,8 +53,8 @@ __all__ = [
     "mf_rating_loss_grad", "mf_sgd_step", "mf_sgd_epoch", "mf_sgd_epoch_masked",
     "mf_sgd_epoch_blocked", "mf_partition", "mf_block_schedule", "mf_stratum_blocks",
     "mf_shuffle", "mf_shuffle_blocks", "mf_predict", "mf_error_sums", "mf_penalty",
-    "mf_normal_rows", "mf_block_layout", "mf_normal_rows_serial", "mf_error_sums_serial",
-    "mf_block_layout_serial", "svdpp_rating_loss_grad", "svdpp_implicit_sums",
+    "mf_normal_rows", "mf_block_layout", "mf_block_layout_serial", "svdpp_rating_loss_grad",
+    "svdpp_implicit_sums",
     "svdpp_sgd_epoch_blocked", "svdpp_user_runs", "svdpp_implicit_csr",
 ]
 
@@ -184,21 +184,10 @@ def mf_normal_rows(out, seed, row0, mean, std):
         Mean and standard deviation.
     """
     for r in prange(out.shape[0]):
-        _normal_row(out, seed, row0, mean, std, r)
-
-
-mf_normal_rows_serial = njit(cache=True)(serial_twin(mf_normal_rows.py_func, "mf_normal_rows_serial", """\
-:func:`mf_normal_rows` on one thread (the same numbers; compiles faster): for small
-draws, where a parallel launch does not pay.
-"""))
-
-
-@njit(cache=True, inline="always")
-def _normal_row(out, seed, row0, mean, std, r):
-    state = _cell_seed(seed, row0 + r)
-    for f in range(out.shape[1]):
-        state, z = _std_normal(state)
-        out[r, f] = mean + std * z
+        state = _cell_seed(seed, row0 + r)
+        for f in range(out.shape[1]):
+            state, z = _std_normal(state)
+            out[r, f] = mean + std * z
 
 
 @njit(cache=True)
@@ -822,35 +811,19 @@ def mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi):
     sse_c = np.zeros(nch)
     sae_c = np.zeros(nch)
     for c in prange(nch):
-        _error_chunk(users, items, ratings, mu, bu, bi, P, Q, lo, hi, c, nch, sse_c, sae_c)
-    return _sum_chunks(sse_c, sae_c)
-
-
-mf_error_sums_serial = njit(cache=True, fastmath=_FASTMATH)(serial_twin(mf_error_sums.py_func, "mf_error_sums_serial", """\
-:func:`mf_error_sums` on one thread (the same chunks, the same sums; compiles faster).
-"""))
-
-
-@njit(cache=True, inline="always", fastmath=_FASTMATH)
-def _error_chunk(users, items, ratings, mu, bu, bi, P, Q, lo, hi, c, nch, sse_c, sae_c):
-    n = users.shape[0]
-    a = (n * c) // nch
-    z = (n * (c + 1)) // nch
-    s2 = 0.0
-    s1 = 0.0
-    for t in range(a, z):
-        e = ratings[t] - _predict_one(users[t], items[t], mu, bu, bi, P, Q, lo, hi)
-        s2 += e * e
-        s1 += abs(e)
-    sse_c[c] = s2
-    sae_c[c] = s1
-
-
-@njit(cache=True, inline="always")
-def _sum_chunks(sse_c, sae_c):
+        a = (n * c) // nch
+        z = (n * (c + 1)) // nch
+        s2 = 0.0
+        s1 = 0.0
+        for t in range(a, z):
+            e = ratings[t] - _predict_one(users[t], items[t], mu, bu, bi, P, Q, lo, hi)
+            s2 += e * e
+            s1 += abs(e)
+        sse_c[c] = s2
+        sae_c[c] = s1
     sse = 0.0
     sae = 0.0
-    for c in range(sse_c.shape[0]):
+    for c in range(nch):
         sse += sse_c[c]
         sae += sae_c[c]
     return sse, sae

@@ -585,12 +585,10 @@ def _init_factors(seed, n_users, n_items, n_factors, std, n_threads, dtype=np.fl
     """Initial ``P, Q``: independent ``N(0, std^2)`` entries drawn in parallel from ``seed``
     (:func:`~fastgrad.kernels.mf.mf_normal_rows`; user rows are streams ``0..n_users-1``, item
     rows the next ones), the same for any thread count; drawn in float64, stored in ``dtype``."""
-    from ..kernels import mf as K
+    from ..kernels.mf import mf_normal_rows
     PQ = np.empty((n_users + n_items, n_factors), dtype=dtype)
-    if _threads_for(PQ.size, n_threads, _SMALL_DRAWS) == 1:
-        K.mf_normal_rows_serial(PQ, seed, 0, 0.0, std)   # the same numbers
-    else:
-        K.mf_normal_rows(PQ, seed, 0, 0.0, std)          # one parallel region for both
+    with _numba_threads(_threads_for(PQ.size, n_threads, _SMALL_DRAWS)):
+        mf_normal_rows(PQ, seed, 0, 0.0, std)        # one parallel region for both
     return PQ[:n_users], PQ[n_users:]
 
 
@@ -610,15 +608,15 @@ def _threads_for(work, n_threads, small):
 
 
 def _error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi, n_threads):
-    """:func:`~fastgrad.kernels.mf.mf_error_sums`, or its serial twin (the same sums) for a small pass
-    (``n_threads=None``: numba's current count)."""
-    from ..kernels import mf as K
+    """:func:`~fastgrad.kernels.mf.mf_error_sums`, on one thread for a small pass (``n_threads=None``:
+    numba's current count). (A serial twin of the kernel compiled faster but ran 2-4x slower:
+    its loop did not vectorise as the parallel kernel's outlined body does.)"""
+    from ..kernels.mf import mf_error_sums
     if n_threads is None:
         import numba
         n_threads = numba.get_num_threads()
-    if _threads_for(ratings.shape[0] * P.shape[1], n_threads, _SMALL_DOTS) == 1:
-        return K.mf_error_sums_serial(users, items, ratings, mu, bu, bi, P, Q, lo, hi)
-    return K.mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi)
+    with _numba_threads(_threads_for(ratings.shape[0] * P.shape[1], n_threads, _SMALL_DOTS)):
+        return mf_error_sums(users, items, ratings, mu, bu, bi, P, Q, lo, hi)
 
 
 def _check_diverged(sse, epoch, lr):
