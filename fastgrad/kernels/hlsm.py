@@ -857,7 +857,17 @@ def hlsm_nll_grad_ext(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_
     """
     K, n, d = z.shape
     p = X.shape[0]
-    zt, nll_part, ga_part, gb_part, zrow, nblk = _ext_setup(z, p)
+    zt = _positions_t(z, 1.0)
+    # np.empty, explicit loops: np.zeros / array expressions in a parallel function would each
+    # become a parfor of their own (compiled as a separate gufunc: ~0.5 s each); every row
+    # writes its entries of the *_part arrays (gb_part only read if with_grad)
+    nll_part = np.empty(K * n)
+    ga_part = np.empty(K * n)
+    gb_part = np.empty((K * n, max(p, 1)))
+    zrow = np.empty(n, dtype=np.int8)  # the ties of the all-non-tie pass
+    for j in range(n):
+        zrow[j] = 0
+    nblk = (n + _EXT_ROWS - 1) // _EXT_ROWS
     # the parallel loop body is one call (np.int64(task): the gufunc types the loop index
     # uint64, which would compile _ext_rows a second time)
     for task in prange(K * nblk):
@@ -874,24 +884,6 @@ For small networks (the front-ends use it when a call would run on one thread an
 for calls from a user's own ``prange`` loop, and for the first fit's compile time:
 compiling the parallel kernel's gufunc costs about 2 s more than this one.
 """))
-
-
-@njit(cache=True, inline="always")
-def _ext_setup(z, p):
-    """Transposed positions and the work arrays of :func:`hlsm_nll_grad_ext`."""
-    K, n, d = z.shape
-    zt = _positions_t(z, 1.0)
-    # np.empty, explicit loops: np.zeros / array expressions in a parallel function would each
-    # become a parfor of their own (compiled as a separate gufunc: ~0.5 s each); every row
-    # writes its entries of the *_part arrays (gb_part only read if with_grad)
-    nll_part = np.empty(K * n)
-    ga_part = np.empty(K * n)
-    gb_part = np.empty((K * n, max(p, 1)))
-    zrow = np.empty(n, dtype=np.int8)  # the ties of the all-non-tie pass
-    for j in range(n):
-        zrow[j] = 0
-    nblk = (n + _EXT_ROWS - 1) // _EXT_ROWS
-    return zt, nll_part, ga_part, gb_part, zrow, nblk
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")

@@ -36,87 +36,65 @@ def hlsm_encode_layers(A, directed, out, first_bad, asym, counts):
     K, n = A.shape[0], A.shape[1]
     rows = np.empty((K * n, 2), dtype=np.int64)  # every row is written (np.zeros would be a parfor of its own)
     for r in prange(K * n):
-        _encode_row(A, out, first_bad, asym, rows, np.int64(r))
-    _encode_counts(rows, counts, K, n)
-    if directed:
-        return
-    nt = (n + _TILE - 1) // _TILE
-    for t in prange(K * nt):
-        _symmetry_tile(out, asym, np.int64(t), nt)
-
-
-hlsm_encode_layers_serial = njit(cache=True)(serial_twin(hlsm_encode_layers.py_func, "hlsm_encode_layers_serial", """\
-:func:`hlsm_encode_layers` on one thread (the same outputs; compiles about 1 s faster):
-for small inputs, where a parallel launch would not pay.
-"""))
-
-
-@njit(cache=True)
-def _encode_row(A, out, first_bad, asym, rows, r):
-    """Row ``r = k * n + i`` of :func:`hlsm_encode_layers`: encode it, find its first bad
-    value, count its observed dyads and ties into ``rows[r]``."""
-    n = A.shape[1]
-    k = r // n
-    i = r - k * n
-    n_bad = 0
-    n_obs = 0
-    n_tie = 0
-    # branch-free body (vectorises); the diagonal is fixed up after the loop
-    for j in range(n):
-        v = A[k, i, j]
-        t = v == 1
-        ok = t | (v == 0)
-        out[k, i, j] = np.int8(t) - np.int8(not ok)
-        n_obs += ok
-        n_tie += t
-        n_bad += (not ok) & (v == v)
-    v = A[k, i, i]
-    t = v == 1
-    ok = t | (v == 0)
-    n_obs -= ok
-    n_tie -= t
-    n_bad -= (not ok) & (v == v)
-    out[k, i, i] = -1
-    bad = -1
-    if n_bad > 0:
+        k = r // n
+        i = r - k * n
+        n_bad = 0
+        n_obs = 0
+        n_tie = 0
+        # branch-free body (vectorises); the diagonal is fixed up after the loop
         for j in range(n):
             v = A[k, i, j]
-            if j != i and not (v == 0 or v == 1) and v == v:
-                bad = j
-                break
-    first_bad[k, i] = bad
-    asym[k, i] = -1
-    rows[r, 0] = n_obs
-    rows[r, 1] = n_tie
-
-
-@njit(cache=True)
-def _encode_counts(rows, counts, K, n):
-    """Per-layer sums of the row counts, in row order."""
+            t = v == 1
+            ok = t | (v == 0)
+            out[k, i, j] = np.int8(t) - np.int8(not ok)
+            n_obs += ok
+            n_tie += t
+            n_bad += (not ok) & (v == v)
+        v = A[k, i, i]
+        t = v == 1
+        ok = t | (v == 0)
+        n_obs -= ok
+        n_tie -= t
+        n_bad -= (not ok) & (v == v)
+        out[k, i, i] = -1
+        bad = -1
+        if n_bad > 0:
+            for j in range(n):
+                v = A[k, i, j]
+                if j != i and not (v == 0 or v == 1) and v == v:
+                    bad = j
+                    break
+        first_bad[k, i] = bad
+        asym[k, i] = -1
+        rows[r, 0] = n_obs
+        rows[r, 1] = n_tie
     for k in range(K):
         counts[k, 0] = 0
         counts[k, 1] = 0
         for i in range(n):
             counts[k, 0] += rows[k * n + i, 0]
             counts[k, 1] += rows[k * n + i, 1]
+    if directed:
+        return
+    nt = (n + _TILE - 1) // _TILE
+    for t in prange(K * nt):
+        k = t // nt
+        bi = t - k * nt
+        i0 = bi * _TILE
+        i1 = min(n, i0 + _TILE)
+        for bj in range(bi + 1):
+            j0 = bj * _TILE
+            j1 = min(n, j0 + _TILE)
+            for i in range(i0, i1):
+                if asym[k, i] >= 0:
+                    continue
+                for j in range(j0, min(j1, i)):
+                    if out[k, i, j] != out[k, j, i]:
+                        asym[k, i] = j
+                        break
 
 
-@njit(cache=True)
-def _symmetry_tile(out, asym, t, nt):
-    """Symmetry check of the row tile ``t = k * nt + bi`` against the tiles left of the diagonal:
-    ``asym[k, i]`` becomes the first ``j < i`` with ``out[k, i, j] != out[k, j, i]``."""
-    n = out.shape[1]
-    k = t // nt
-    bi = t - k * nt
-    i0 = bi * _TILE
-    i1 = min(n, i0 + _TILE)
-    for bj in range(bi + 1):
-        j0 = bj * _TILE
-        j1 = min(n, j0 + _TILE)
-        for i in range(i0, i1):
-            if asym[k, i] >= 0:
-                continue
-            for j in range(j0, min(j1, i)):
-                if out[k, i, j] != out[k, j, i]:
-                    asym[k, i] = j
-                    break
+hlsm_encode_layers_serial = njit(cache=True)(serial_twin(hlsm_encode_layers.py_func, "hlsm_encode_layers_serial", """\
+:func:`hlsm_encode_layers` on one thread (the same outputs; compiles about 1 s faster):
+for small inputs, where a parallel launch would not pay.
+"""))

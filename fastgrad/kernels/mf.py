@@ -656,76 +656,46 @@ def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
     # (cell, chunk) its slot range, and the chunks then scatter in parallel. Cell c holds
     # chunk 0's ratings of c, then chunk 1's, ...: the original relative order, exactly
     # as a serial pass (and independent of the thread count).
-    nch, cnt, cell = _layout_buffers(n, n_blocks)
-    for h in prange(nch):
-        _layout_count(users, items, user_block, item_block, n_blocks, cell, cnt, h, nch)
-    ptr = _layout_slots(cnt, n_blocks)
-    users_out = np.empty(n, dtype=np.int32)
-    items_out = np.empty(n, dtype=np.int32)
-    ratings_out = np.empty_like(ratings)
-    for h in prange(nch):
-        _layout_scatter(users, items, ratings, user_new, item_new, cell, cnt, h, nch,
-                        users_out, items_out, ratings_out)
-    return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
-
-
-mf_block_layout_serial = njit(cache=True)(serial_twin(mf_block_layout.py_func, "mf_block_layout_serial", """\
-:func:`mf_block_layout` on one thread (the same output; compiles faster): for small data.
-"""))
-
-
-@njit(cache=True, inline="always")
-def _layout_buffers(n, n_blocks):
-    nch = min(_N_CHUNKS, max(n // 65536, 1))
-    cnt = np.zeros((nch, n_blocks * n_blocks), dtype=np.int64)
-    cell = np.empty(n, dtype=np.int32)
-    return nch, cnt, cell
-
-
-@njit(cache=True, inline="always")
-def _layout_count(users, items, user_block, item_block, n_blocks, cell, cnt, h, nch):
-    """Chunk ``h``: the cell of each of its ratings, and its count per cell."""
-    n = users.shape[0]
-    a = (n * h) // nch
-    z = (n * (h + 1)) // nch
-    for t in range(a, z):
-        c = user_block[users[t]] * n_blocks + item_block[items[t]]
-        cell[t] = c
-        cnt[h, c] += 1
-
-
-@njit(cache=True, inline="always")
-def _layout_slots(cnt, n_blocks):
-    """Cell pointers; ``cnt[h, c]`` becomes the first slot of (chunk h, cell c)."""
-    nch = cnt.shape[0]
     nc = n_blocks * n_blocks
+    nch = min(_N_CHUNKS, max(n // 65536, 1))
+    cnt = np.zeros((nch, nc), dtype=np.int64)
+    cell = np.empty(n, dtype=np.int32)
+    for h in prange(nch):
+        a = (n * h) // nch
+        z = (n * (h + 1)) // nch
+        for t in range(a, z):
+            c = user_block[users[t]] * n_blocks + item_block[items[t]]
+            cell[t] = c
+            cnt[h, c] += 1
     ptr = np.zeros(nc + 1, dtype=np.int64)
     pos = 0
     for c in range(nc):
         ptr[c] = pos
         for h in range(nch):
             k = cnt[h, c]
-            cnt[h, c] = pos
+            cnt[h, c] = pos                    # now: the first slot of (chunk h, cell c)
             pos += k
     ptr[nc] = pos
-    return ptr
+    users_out = np.empty(n, dtype=np.int32)
+    items_out = np.empty(n, dtype=np.int32)
+    ratings_out = np.empty_like(ratings)
+    for h in prange(nch):
+        a = (n * h) // nch
+        z = (n * (h + 1)) // nch
+        fill = cnt[h]
+        for t in range(a, z):
+            c = cell[t]
+            k = fill[c]
+            fill[c] = k + 1
+            users_out[k] = user_new[users[t]]
+            items_out[k] = item_new[items[t]]
+            ratings_out[k] = ratings[t]
+    return ptr, users_out, items_out, ratings_out, user_order, item_order, user_new, item_new
 
 
-@njit(cache=True, inline="always")
-def _layout_scatter(users, items, ratings, user_new, item_new, cell, cnt, h, nch,
-                    users_out, items_out, ratings_out):
-    """Chunk ``h``'s ratings to their slots, in order, on the relabelled rows."""
-    n = users.shape[0]
-    a = (n * h) // nch
-    z = (n * (h + 1)) // nch
-    fill = cnt[h]
-    for t in range(a, z):
-        c = cell[t]
-        k = fill[c]
-        fill[c] = k + 1
-        users_out[k] = user_new[users[t]]
-        items_out[k] = item_new[items[t]]
-        ratings_out[k] = ratings[t]
+mf_block_layout_serial = njit(cache=True)(serial_twin(mf_block_layout.py_func, "mf_block_layout_serial", """\
+:func:`mf_block_layout` on one thread (the same output; compiles faster): for small data.
+"""))
 
 
 # ----------------------------------------------------------------------------- ids
