@@ -46,11 +46,17 @@ def group_l2(V, t):
         t = np.asarray(t, dtype=np.float64)
         if np.isnan(t).any() or (t < 0).any():
             raise ValueError("t must be non-negative")
-        t = np.broadcast_to(t, V.shape[:-1])[..., None]
-    norms = np.sqrt(np.sum(V * V, axis=-1, keepdims=True))
-    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.broadcast_to(t, V.shape[:-1])
+    return _group_l2(V, t)
+
+
+def _group_l2(V, t):
+    """:func:`group_l2` without its input checks, for solvers' inner loops: ``V`` a float64
+    array (..., d), ``t`` a non-negative float or an array of shape ``V.shape[:-1]``."""
+    norms = np.sqrt(np.sum(V * V, axis=-1))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scale = np.where(norms > t, 1.0 - t / np.where(norms > 0, norms, 1.0), 0.0)
-    return V * scale
+    return V * scale[..., None]
 
 
 def l1(v, t):

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from .. import prox as _prox
 from .._threads import threads_for
 from ..solvers import proximal_gradient
 
@@ -100,12 +101,9 @@ class _Problem:
         thr = t * self.lam if self.weights is None else (t * self.lam) * self.weights
         if self.eps_scale is not None:
             thr = thr / self.eps_scale
-        # block soft-thresholding (prox.group_l2 without its input checks and broadcasts:
-        # it was a quarter of fit_cv's time on the Florentine network); equal results
-        norms = np.sqrt((eps * eps).sum(axis=-1))
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            scale = np.where(norms > thr, 1.0 - thr / np.where(norms > 0, norms, 1.0), 0.0)
-        out[self.se] = (eps * scale[..., None]).ravel()
+        # block soft-thresholding without prox.group_l2's input checks and broadcasts
+        # (with them it was a quarter of fit_cv's time on the Florentine network)
+        out[self.se] = _prox._group_l2(eps, thr).ravel()
         return out
 
     def smoothed(self, mu):

@@ -598,8 +598,6 @@ def _init_factors(seed, n_users, n_items, n_factors, std, n_threads, dtype=np.fl
 # kernels give the same numbers on any thread count, so this changes timings only.
 _SMALL_DRAWS = 1 << 19            # normal draws (ziggurat: ~2 ns each)
 _SMALL_DOTS = 1 << 23             # rating x factor products of an error pass
-
-
 _SMALL_LAYOUT = 1 << 17           # ratings: below, one chunk of the layout's counting sort anyway
 
 
@@ -735,7 +733,9 @@ class _Trainer:
             counts = np.bincount(users, minlength=n_users), np.bincount(items, minlength=n_items)
         self.user_block = mf_partition(counts[0], B, rng.permutation(n_users))
         self.item_block = mf_partition(counts[1], B, rng.permutation(n_items))
-        layout = mf_block_layout_serial if users.shape[0] < _SMALL_LAYOUT else mf_block_layout
+        # the serial twin (same output) where the parallel layout would run on one thread anyway
+        serial = users.shape[0] < _SMALL_LAYOUT or n_threads == 1
+        layout = mf_block_layout_serial if serial else mf_block_layout
         # Epochs run on rows relabelled so that each block's rows are contiguous: with
         # the blocks' rows interleaved, two threads kept writing to the same cache
         # lines of bu/bi/P/Q (false sharing), which cost ~40% of an epoch on 2 threads.

@@ -72,7 +72,7 @@ def test_fit_cv_link_prediction_beats_extremes_and_no_sociality(name):
 
 
 def test_problem_prox_equals_group_l2():
-    """The solver's inlined block soft-thresholding is fastgrad.prox.group_l2 (weights with 0 and inf)."""
+    """The solver's block soft-thresholding (prox._group_l2, unchecked) is prox.group_l2 (weights with 0 and inf)."""
     from fastgrad.prox import group_l2
     Y, _ = hlsm.simulate(10, 3, random_state=0)
     Yenc = as_layers(Y, directed=False)
