@@ -160,3 +160,14 @@ def test_public_names_resolve_and_readme_names_only_public_api():
     import re
     private = sorted(set(re.findall(r"fastgrad(?:\.\w+)*\._\w+", readme)))
     assert private == [], private
+
+
+def test_a_kernel_import_builds_only_its_own_module():
+    code = ("import sys; from fastgrad.kernels import hlsm_nll; import fastgrad.kernels as K; "
+            "print(sorted(m for m in sys.modules if m.startswith('fastgrad.kernels.'))); "
+            "print(all(callable(getattr(K, n)) or isinstance(getattr(K, n), int) for n in K.__all__), "
+            "sorted(K.__all__) == sorted(K._WHERE))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    first, second = out.splitlines()
+    assert first == str(["fastgrad.kernels._math", "fastgrad.kernels._twins", "fastgrad.kernels.hlsm"])
+    assert second.split() == ["True", "True"]

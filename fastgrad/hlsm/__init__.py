@@ -22,16 +22,21 @@ Examples
 >>> res = hlsm.fit(data.Y, lam=2.0, random_state=0)   # doctest: +SKIP
 >>> res.deviating.sum(axis=1)                           # doctest: +SKIP
 """
-from ._model import (  # noqa: F401
-    fit, fit_path, lam_max, dyad_covariates,
-    procrustes_error, nll_and_grad, objective, simulate,
-    encode_layers, HLSMResult, HLSMPath, HLSMTruth,
-)
-from ._cv import HLSMCV, HeldOutPairs, fit_cv, holdout_pairs, roc_auc, score_pairs  # noqa: F401
-from ._sparse import layers_from_edges, case_control_layers  # noqa: F401
-from ._plot import plot_hlsm  # noqa: F401
-from ._layers import Layers  # noqa: F401
-from ._options import SolverOptions  # noqa: F401
+import importlib as _importlib
+
+#: public name -> the private module that defines it. The package imports them on first
+#: access (PEP 562), so that ``import fastgrad.hlsm`` and its light modules (the command
+#: line's argument parser, the plotting code) do not import numba.
+_PUBLIC = {
+    "_model": ("fit", "fit_path", "lam_max", "dyad_covariates", "procrustes_error", "nll_and_grad",
+               "objective", "simulate", "encode_layers", "HLSMResult", "HLSMPath", "HLSMTruth"),
+    "_cv": ("HLSMCV", "HeldOutPairs", "fit_cv", "holdout_pairs", "roc_auc", "score_pairs"),
+    "_sparse": ("layers_from_edges", "case_control_layers"),
+    "_plot": ("plot_hlsm",),
+    "_layers": ("Layers",),
+    "_options": ("SolverOptions",),
+}
+_WHERE = {name: mod for mod, names in _PUBLIC.items() for name in names}
 
 __all__ = [
     'fit', 'fit_path', 'lam_max', 'dyad_covariates', 'procrustes_error',
@@ -40,3 +45,16 @@ __all__ = [
     'HeldOutPairs', 'score_pairs', 'roc_auc', 'layers_from_edges', 'case_control_layers',
     'plot_hlsm', 'Layers', 'SolverOptions',
 ]
+
+
+def __getattr__(name):
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'fastgrad.hlsm' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value          # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from . import _plotjob
 from ._cv import DEFAULT_DIMS as _DEFAULT_DIMS
 
 
@@ -42,9 +43,18 @@ def add_parser(subparsers):
 
 
 def run(args):
+    # the plot's process starts first: it imports matplotlib while this one imports numba and fits
+    job = None if args.no_plot else _plotjob.start()
+    try:
+        return _run(args, job)
+    finally:
+        if job is not None and not job.sent:
+            job.cancel()
+
+
+def _run(args, job):
     from .. import datasets
     from .. import hlsm
-    from ._plot import _plot_hlsm
     if args.edgelist:
         data = datasets.read_edgelist(args.edgelist, directed=args.directed)
         data.name = os.path.splitext(os.path.basename(args.edgelist))[0]
@@ -84,16 +94,25 @@ def run(args):
               f"({_describe_ratio(cv.lam_ratio)})")
     elapsed = time.perf_counter() - t0
     res.fit_time = elapsed
-    print(res.summary())
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"hlsm_{data.name or 'data'}")
+    # no ticks (positions are defined up to rotation) and light PNG compression (same size here)
+    plot_kw = dict(labels=True, pyplot=False, layout="fixed", ticks=False,
+                   save_kw={"pil_kwargs": {"compress_level": 1}})
+    if job is not None:
+        job.send(res, data, stem + "_plot.png", **plot_kw)
+    print(res.summary())
     _write_positions(stem + "_positions.csv", res)
     res.save(stem + "_result.npz")
     print(f"wrote {stem}_positions.csv, {stem}_result.npz", end="")
     if not args.no_plot:
         try:
             # a bare Agg figure, saved only: no matplotlib.pyplot import (~0.4 s of a 2 s run)
-            _plot_hlsm(res, Y=data, labels=True, path=stem + "_plot.png", pyplot=False, layout="fixed")
+            status, message = job.wait() if job is not None and job.sent else ("failed", "")
+            if status == "import":
+                raise ImportError(message)
+            if status != "ok":
+                _plotjob.draw_here(res, data, stem + "_plot.png", **plot_kw)
             print(f", {stem}_plot.png", end="")
             if cv is not None:
                 import matplotlib.pyplot as plt

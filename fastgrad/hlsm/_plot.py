@@ -74,9 +74,13 @@ def plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1
 
 
 def _plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1), ncols=None,
-               figsize=None, dpi=120, size_by="auto", pyplot=True, layout="tight"):
+               figsize=None, dpi=120, size_by="auto", pyplot=True, layout="tight", ticks=True,
+               save_kw=None):
     """:func:`plot_hlsm`; ``pyplot=False`` draws on a bare Agg figure (for saving only, e.g. the CLI);
-    ``layout="fixed"`` sets margins in inches instead of measuring every text (tight_layout)."""
+    ``layout="fixed"`` sets margins in inches instead of measuring every text (tight_layout);
+    ``ticks=False`` draws no axis ticks (the positions are identified only up to rotation and
+    translation, and laying out the tick labels was most of the CLI plot's drawing time);
+    ``save_kw`` is passed on to ``savefig``."""
     K, n, d = result.eps.shape
     layers = list(range(K)) if layers is None else list(layers)
     names = result.layers or [f"layer {k}" for k in range(K)]
@@ -136,6 +140,9 @@ def _plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 
         ax.set_title(f"{names[k]}: alpha={result.alpha[k]:.2f}, {int(dev[k].sum())} deviating")
         ax.set_aspect("equal", adjustable="datalim")
         ax.tick_params(labelsize=7)
+        if not ticks:
+            ax.set_xticks([])
+            ax.set_yticks([])
     for ax in axes.ravel()[len(layers):]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=7, loc="best")
@@ -149,8 +156,9 @@ def _plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 
         # fixed margins in inches, for the default panel size (the CLI): tight_layout measures
         # every text extent with a renderer (~0.17 s of a 1.5 s command)
         w, h = fig.get_size_inches()
-        fig.subplots_adjust(left=0.45 / w, right=1 - 0.15 / w, bottom=0.35 / h, top=1 - 0.75 / h,
+        edge = 0.45 if ticks else 0.15                # room for tick labels
+        fig.subplots_adjust(left=edge / w, right=1 - 0.15 / w, bottom=(edge - 0.1) / h, top=1 - 0.75 / h,
                             wspace=0.15, hspace=0.75 / (h / nrows))
     if path is not None:
-        fig.savefig(path, dpi=dpi)
+        fig.savefig(path, dpi=dpi, **(save_kw or {}))
     return fig
