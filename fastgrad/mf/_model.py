@@ -593,11 +593,14 @@ def _init_factors(seed, n_users, n_items, n_factors, std, n_threads, dtype=np.fl
 
 
 # Below these sizes a parallel kernel runs on one thread: it takes well under a millisecond
-# serially, less than waking the other threads costs on a busy machine (on this 2-vCPU box,
-# shared, 2 threads turned the 0.5 ms draw of ML-100k's initial factors into 4-6 ms). The
-# kernels give the same numbers on any thread count, so this changes timings only.
-_SMALL_DRAWS = 1 << 19            # normal draws (ziggurat: ~2 ns each)
-_SMALL_DOTS = 1 << 23             # rating x factor products of an error pass
+# serially, about what waking the other threads can cost on a busy machine (on a shared
+# 2-vCPU box, 2 threads once turned a 0.5 ms draw into 4-6 ms). On a quiet machine two
+# threads halve them: ML-100k's initial draw (262k numbers) took 2.5 ms on one thread and
+# 1.2 ms on two, its final error pass 2.7 and 1.3 ms (AVX2 AMD EPYC, Zen 1), so the limits
+# sit near 0.3 ms of serial work there. The kernels give the same numbers on any thread
+# count, so this changes timings only.
+_SMALL_DRAWS = 1 << 16            # normal draws (ziggurat: ~2-9 ns each)
+_SMALL_DOTS = 1 << 20             # rating x factor products of an error pass
 _SMALL_LAYOUT = 1 << 17           # ratings: below, one chunk of the layout's counting sort anyway
 
 
