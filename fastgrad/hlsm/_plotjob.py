@@ -27,10 +27,14 @@ _FIELDS = ("eps", "b", "z", "deviating", "alpha", "lam", "directed", "layers", "
 
 def start():
     """A :class:`PlotJob` whose child is importing matplotlib, or None if it cannot start."""
+    import site
+
     import fastgrad
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastgrad.__file__)))
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    sites = {os.path.abspath(p) for p in site.getsitepackages() + [site.getusersitepackages()]}
+    if root not in sites:      # a source tree or PYTHONPATH entry: the child must import the same fastgrad
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
         proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
