@@ -766,7 +766,7 @@ def mf_block_layout(users, items, ratings, user_block, item_block, n_blocks):
     # chunk 0's ratings of c, then chunk 1's, ...: the original relative order, exactly
     # as a serial pass (and independent of the thread count).
     nc = n_blocks * n_blocks
-    nch = min(_N_CHUNKS, max(n // 65536, 1))
+    nch = min(_N_CHUNKS, max(n // 16384, 1))
     cnt = np.zeros((nch, nc), dtype=np.int64)
     cell = np.empty(n, dtype=np.int32)
     for h in prange(nch):

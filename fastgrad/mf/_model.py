@@ -601,7 +601,7 @@ def _init_factors(seed, n_users, n_items, n_factors, std, n_threads, dtype=np.fl
 # count, so this changes timings only.
 _SMALL_DRAWS = 1 << 16            # normal draws (ziggurat: ~2-9 ns each)
 _SMALL_DOTS = 1 << 20             # rating x factor products of an error pass
-_SMALL_LAYOUT = 1 << 17           # ratings: below, one chunk of the layout's counting sort anyway
+_SMALL_LAYOUT = 1 << 15           # ratings: below, one chunk of the layout's counting sort anyway
 
 
 def _threads_for(work, n_threads, small):
