@@ -24,13 +24,13 @@ Examples
 """
 import importlib as _importlib
 
-#: public name -> the private module that defines it. The package imports them on first
+#: private module -> the public names it defines. The package imports them on first
 #: access (PEP 562), so that ``import fastgrad.hlsm`` and its light modules (the command
 #: line's argument parser, the plotting code) do not import numba.
 _PUBLIC = {
     "_model": ("fit", "fit_path", "lam_max", "dyad_covariates", "procrustes_error", "nll_and_grad",
                "objective", "simulate", "encode_layers", "HLSMResult", "HLSMPath", "HLSMTruth"),
-    "_cv": ("HLSMCV", "HeldOutPairs", "fit_cv", "holdout_pairs", "roc_auc", "score_pairs"),
+    "_cv": ("fit_cv", "HLSMCV", "holdout_pairs", "HeldOutPairs", "score_pairs", "roc_auc"),
     "_sparse": ("layers_from_edges", "case_control_layers"),
     "_plot": ("plot_hlsm",),
     "_layers": ("Layers",),
@@ -38,13 +38,8 @@ _PUBLIC = {
 }
 _WHERE = {name: mod for mod, names in _PUBLIC.items() for name in names}
 
-__all__ = [
-    'fit', 'fit_path', 'lam_max', 'dyad_covariates', 'procrustes_error',
-    'nll_and_grad', 'objective', 'simulate', 'encode_layers', 'HLSMResult',
-    'HLSMPath', 'HLSMTruth', 'fit_cv', 'HLSMCV', 'holdout_pairs',
-    'HeldOutPairs', 'score_pairs', 'roc_auc', 'layers_from_edges', 'case_control_layers',
-    'plot_hlsm', 'Layers', 'SolverOptions',
-]
+#: in this order on the API page
+__all__ = [name for names in _PUBLIC.values() for name in names]
 
 
 def __getattr__(name):

@@ -66,7 +66,7 @@ def __getattr__(name):
         new = _DEPRECATED[name]
         warnings.warn(f"fastgrad.kernels.{name} is deprecated; use fastgrad.kernels.{new} (same function)",
                       DeprecationWarning, stacklevel=2)
-        return __getattr__(new) if new not in globals() else globals()[new]
+        return __getattr__(new)
     raise AttributeError(f"module 'fastgrad.kernels' has no attribute {name!r}")
 
 
