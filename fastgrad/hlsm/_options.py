@@ -18,10 +18,13 @@ class SolverOptions:
     Parameters
     ----------
     quasi_newton : bool, default=True
-        ``lam == 0``: L-BFGS rounds alternating with proximal gradient (which
-        applies the stopping rule, so the optimum is the same). For ``lam > 0``
-        it did not pay on small networks (the problem restricted to the
-        non-zero groups is badly conditioned when many are small).
+        L-BFGS rounds alternating with proximal gradient (which applies the
+        stopping rule, so the optimum is the same): on the whole problem at
+        ``lam == 0``, for ``lam > 0`` on the problem restricted to the non-zero
+        groups while they are few (``max_active_share``; with many, some small,
+        that problem is badly conditioned and proximal gradient goes on alone).
+        Not used after a multilevel start (see ``smooth_stage``), with a
+        ``callback`` or on a Dask client.
     qn_tol, qn_max_iter : float, int
         Stopping rule of each L-BFGS round (at least ``1e-3 * tol`` and at most ``max_iter``
         of the fit: a loose fit does not pay for a tight quasi-Newton stage).

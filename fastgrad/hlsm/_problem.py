@@ -365,6 +365,7 @@ def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, s
     t_qn, t_pg = 0.0, 0.0
     sol = None
     plain = False  # the rest by proximal gradient alone
+    gmap_ref = step = None
     for rnd in range(opts.max_rounds):
         fun = None
         t1 = time.perf_counter()
@@ -395,7 +396,12 @@ def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, s
             sol = proximal_gradient(prob.fun, x, prox=prob.prox, penalty=prob.penalty, fun_value=prob.fun_value,
                                     accelerate=accelerate, max_iter=max(budget, 1), tol=tol, gtol=gtol,
                                     verbose=verbose, warn=last or budget >= max_iter - n_prox,
-                                    name="hlsm.fit")
+                                    gmap_ref=gmap_ref, step=step, name="hlsm.fit")
+        # later rounds test the gradient mapping on the first round's scale: the stopping
+        # rule of one uninterrupted proximal-gradient run (a round's own first step is
+        # smaller, and would make its test stricter the more rounds there are)
+        gmap_ref = gmap_ref or sol.info.get("gmap_ref")
+        step = sol.info.get("step")  # and start from the last round's step size
         t_pg += time.perf_counter() - t1
         n_prox += sol.n_iter
         hist.append(sol.history if not hist else sol.history[1:])
@@ -459,8 +465,10 @@ def solve(prob, x0, *, lam, staged, max_iter, tol, gtol, accelerate, verbose, ca
     After a multilevel start with ``lam > 0`` (``staged``), L-BFGS on the
     Huber-smoothed penalty first (proximal gradient alone needs hundreds of
     iterations on large networks; it then only has to settle which deviations
-    are exactly zero); at ``lam == 0``, L-BFGS rounds (:func:`_solve_active_set`);
-    then proximal gradient, whose stopping rule decides convergence.
+    are exactly zero); otherwise L-BFGS rounds on the non-zero groups
+    (:func:`_solve_active_set`; proximal gradient alone took 1611 iterations, 17 s, on
+    a 400-node network at ``lam = 1e6`` where the rounds take 1.5 s); then proximal
+    gradient, whose stopping rule decides convergence.
     Returns the proximal-gradient :class:`~fastgrad.solvers.SolverResult`.
     """
     from ..solvers import lbfgs
@@ -482,7 +490,7 @@ def solve(prob, x0, *, lam, staged, max_iter, tol, gtol, accelerate, verbose, ca
         prob.dtype = np.float64
         x0 = smooth.x
         stages["smoothed L-BFGS"] = _stage_record(smooth, t1)
-    elif opts.quasi_newton and lam == 0 and callback is None and prob.evaluator is None:
+    elif opts.quasi_newton and callback is None and prob.evaluator is None:
         sol = _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, stages, work, opts)
     t1 = time.perf_counter()
     if sol is None:

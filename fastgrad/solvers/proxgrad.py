@@ -16,7 +16,7 @@ __all__ = ["proximal_gradient"]
 def proximal_gradient(fun, x0, *, prox=None, penalty=None, fun_value=None, step=None,
                       accelerate=True, max_iter=1000, tol=1e-8, gtol=1e-5,
                       max_backtrack=60, callback=None, verbose=False, warn=True,
-                      name="proximal_gradient"):
+                      gmap_ref=None, name="proximal_gradient"):
     """Minimise ``f(x) + g(x)`` by (accelerated) proximal gradient descent.
 
     Monotone FISTA: momentum as Beck & Teboulle (2009), a backtracking line
@@ -57,16 +57,23 @@ def proximal_gradient(fun, x0, *, prox=None, penalty=None, fun_value=None, step=
         Show progress (tqdm if installed, else printed lines).
     warn : bool, default=True
         Emit :class:`fastgrad.ConvergenceWarning` if ``max_iter`` is reached.
+    gmap_ref : float, optional
+        The scale of the ``gtol`` test in place of ``max(1, first gradient mapping)``:
+        a solve resumed from another one's end point passes that one's
+        ``info["gmap_ref"]``, so it stops where a single uninterrupted run would.
     name : str
         Name used in messages.
 
     Returns
     -------
     SolverResult
-        ``info`` holds ``step`` (final 1/L), ``n_fev`` and ``n_gev``.
+        ``info`` holds ``step`` (final 1/L), ``n_fev``, ``n_gev`` and ``gmap_ref``
+        (the scale the ``gtol`` test used).
     """
     max_iter = check_scalar(max_iter, "max_iter", kind="int", lo=0)
     tol = check_scalar(tol, "tol", lo=0.0)
+    if gmap_ref is not None:
+        gmap_ref = check_scalar(gmap_ref, "gmap_ref", lo=0.0, lo_open=True)
     if prox is None:
         prox = _identity_prox
     if penalty is None:
@@ -93,7 +100,7 @@ def proximal_gradient(fun, x0, *, prox=None, penalty=None, fun_value=None, step=
     history = [Fx]
     y, fy, gy = x, fx, gx
     t = 1.0
-    gnorm0 = None
+    gnorm0 = gmap_ref
     converged = False
     message = "max_iter reached"
     progress = Progress(verbose, max_iter, name)
@@ -164,7 +171,8 @@ def proximal_gradient(fun, x0, *, prox=None, penalty=None, fun_value=None, step=
         warn_not_converged(name, max_iter)
     return SolverResult(x=x, objective=Fx, n_iter=it, converged=converged,
                         history=np.asarray(history), message=message,
-                        info={"step": 1.0 / L, "n_fev": counts["fev"], "n_gev": counts["gev"]})
+                        info={"step": 1.0 / L, "n_fev": counts["fev"], "n_gev": counts["gev"],
+                              "gmap_ref": gnorm0})
 
 
 def _identity_prox(v, t):
