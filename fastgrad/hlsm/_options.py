@@ -24,7 +24,8 @@ class SolverOptions:
         groups while they are few (``max_active_share``; with many, some small,
         that problem is badly conditioned and proximal gradient goes on alone).
         Not used after a multilevel start (see ``smooth_stage``), with a
-        ``callback`` or on a Dask client.
+        ``callback`` or on a Dask client, nor by the fits of ``fit_cv`` unless it
+        is given ``solver_options`` (its held-out scores were better without).
     qn_tol, qn_max_iter : float, int
         Stopping rule of each L-BFGS round (at least ``1e-3 * tol`` and at most ``max_iter``
         of the fit: a loose fit does not pay for a tight quasi-Newton stage).

@@ -74,3 +74,11 @@ def test_many_nonzero_groups_leave_proximal_gradient_alone():
     assert rounds.stages["quasi-Newton"]["n_iter"] == 0
     assert rounds.n_iter == plain.n_iter
     assert rounds.objective == pytest.approx(plain.objective, rel=1e-12)
+
+
+def test_fit_cv_fits_by_proximal_gradient_unless_told():
+    Y, _ = hlsm.simulate(30, 2, frac_deviating=0.1, random_state=2)
+    cv = hlsm.fit_cv(Y, dims=(2,), random_state=0)
+    assert "quasi-Newton" not in cv.best.stages
+    asked = hlsm.fit_cv(Y, dims=(2,), random_state=0, solver_options={"quasi_newton": True})
+    assert "quasi-Newton" in asked.best.stages
