@@ -71,8 +71,8 @@ def test_fit_cv_link_prediction_beats_extremes_and_no_sociality(name):
     for other in ("independent", "none"):
         assert auc["fit_cv"] >= auc[other] - 1e-9, auc
     # the shared model is in fit_cv's grid (lam_ratio 1): where it is the best model, as on
-    # aucs, cross-validation picks a neighbour on some splits (aucs, splits 0-3: the shared
-    # model's AUC higher by 0.0036, 0.0034, -0.0001, 0.0041)
+    # aucs, cross-validation picks a neighbour on some splits (aucs, holdout_pairs seeds 1-3:
+    # the shared model's AUC higher by 0.0025, 0.0002, 0.0047; seed 0, here: lower by 0.0037)
     assert auc["fit_cv"] >= auc["shared"] - 0.005, auc
 
 
