@@ -676,7 +676,9 @@ def fit_cv(Y, *, dims=DEFAULT_DIMS, lams=None, n_folds=3, metric="loglik", direc
         first fit of each path). The fits on folds stop earlier than
         :func:`fastgrad.hlsm.fit` by default (``tol=1e-4, gtol=None,
         max_iter=300``: the held-out scores do not change, the time falls
-        more than ten-fold); given values override that.
+        more than ten-fold); given values override that. Every fit runs by
+        proximal gradient alone (``solver_options={"quasi_newton": False}``,
+        whose held-out scores were better) unless ``solver_options`` is given.
 
     Returns
     -------
