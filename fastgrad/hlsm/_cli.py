@@ -44,7 +44,8 @@ def add_parser(subparsers):
 
 def run(args):
     # the plot's process starts first: it imports matplotlib while this one imports numba and fits
-    job = None if args.no_plot else _plotjob.start()
+    # (on a first run it compiles the fit's largest kernel first, on the second core)
+    job = None if args.no_plot else _plotjob.start(precompile=_plotjob.first_fit_compiles())
     try:
         return _run(args, job)
     finally:
@@ -72,8 +73,18 @@ def _run(args, job):
         raise ValueError("choose one of --select and --bic")
     kw = dict(directed=data.directed, max_iter=args.max_iter)
     cv = None
+    Y = data
+    if job is not None and job.compiling:
+        # compile the encoding here while the plot process compiles the likelihood kernel,
+        # then wait for that kernel to reach the cache (else the fit compiles it again)
+        from ._layers import as_layers, use_sparse
+        Y = as_layers(data, directed=data.directed, sparse=use_sparse(data, "auto"))
+        from ..kernels.hlsm import compile_ext_helpers
+        compile_ext_helpers()
+        import scipy.optimize  # noqa: F401  (the fit's L-BFGS rounds import it: ~0.3 s, done while waiting)
+        job.wait_compiled()
     if args.lam is not None:
-        res = hlsm.fit(data, args.lam, dim=args.dim or 2, random_state=args.seed, verbose=args.verbose, **kw)
+        res = hlsm.fit(Y, args.lam, dim=args.dim or 2, random_state=args.seed, verbose=args.verbose, **kw)
     elif args.bic:
         path = hlsm.fit_path(data, adaptive=True, dim=args.dim or 2, random_state=args.seed, **kw)
         res = path.best

@@ -10,6 +10,13 @@ imports only numpy, matplotlib and :mod:`fastgrad.hlsm._plot` (never numba).
 If the child cannot be started or fails for any reason other than a missing
 matplotlib, the caller draws in its own process instead (:func:`draw_here`), so
 the output does not depend on which process drew it.
+
+On a first run (no Numba cache yet: :func:`first_fit_compiles`) the child first
+compiles the fit's largest kernel into the cache (``start(precompile=True)``:
+:func:`fastgrad.kernels.hlsm.compile_ext_rows`, about half of the first fit's
+compilation) on the second core, while this process compiles the layer encoding;
+:meth:`PlotJob.wait_compiled` then waits for it before the fit asks for the kernel,
+which Numba loads from the cache instead of compiling it again.
 """
 import os
 import pickle
@@ -19,14 +26,24 @@ import types
 
 import numpy as np
 
-_CHILD = "from fastgrad.hlsm._plotjob import _serve; _serve()"
+_CHILD = "from fastgrad.hlsm._plotjob import _serve; _serve({precompile})"
 #: attributes of a fit that :func:`fastgrad.hlsm._plot._plot_hlsm` reads
 _FIELDS = ("eps", "b", "z", "deviating", "alpha", "lam", "directed", "layers", "nodes",
            "sociality", "sender", "receiver")
 
 
-def start():
-    """A :class:`PlotJob` whose child is importing matplotlib, or None if it cannot start."""
+def first_fit_compiles():
+    """True if the kernel :func:`fastgrad.kernels.hlsm.compile_ext_rows` builds has no Numba
+    cache files yet (checked without importing numba)."""
+    import fastgrad
+    from .._numba_cache import has_cache_index
+    src = os.path.join(os.path.dirname(os.path.abspath(fastgrad.__file__)), "kernels", "hlsm.py")
+    return not has_cache_index(src, "_ext_rows")
+
+
+def start(precompile=False):
+    """A :class:`PlotJob` whose child is importing matplotlib (after compiling the fit's
+    largest kernel, with ``precompile``), or None if it cannot start."""
     import site
 
     import fastgrad
@@ -36,11 +53,11 @@ def start():
     if root not in sites:      # a source tree or PYTHONPATH entry: the child must import the same fastgrad
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(precompile=bool(precompile))],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     except OSError:
         return None
-    return PlotJob(proc)
+    return PlotJob(proc, compiling=bool(precompile))
 
 
 def payload(res, Y):
@@ -53,9 +70,36 @@ def payload(res, Y):
 class PlotJob:
     """A running child process (see the module docstring)."""
 
-    def __init__(self, proc):
+    def __init__(self, proc, compiling=False):
         self.proc = proc
         self.sent = False
+        #: the child is compiling a kernel first (``start(precompile=True)``) and has not said
+        #: that it is done
+        self.compiling = compiling
+
+    def wait_compiled(self, timeout=120.0):
+        """Wait until the child has compiled its kernel (or gave up, or is gone); True if it
+        compiled it. Returns at once if it was not asked to, or was already waited for."""
+        if not self.compiling:
+            return False
+        self.compiling = False
+        import selectors
+        import time
+        # byte by byte from the file descriptor: a buffered readline could swallow what the
+        # child prints next, which wait() reads (communicate() reads the descriptor directly)
+        fd = self.proc.stdout.fileno()
+        line = b""
+        end = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while not line.endswith(b"\n"):
+                if not sel.select(max(end - time.monotonic(), 0.0)):
+                    return False
+                byte = os.read(fd, 1)
+                if not byte:
+                    break
+                line += byte
+        return line.decode("utf-8", "replace").strip() == "compiled ok"
 
     def send(self, res, Y, path, **kw):
         """Give the child the fit to draw into ``path``; False if the child is gone."""
@@ -72,7 +116,9 @@ class PlotJob:
         """``("ok", "")``, ``("import", message)`` if matplotlib is missing, or
         ``("failed", message)``."""
         out, err = self.proc.communicate()
-        status, _, message = out.decode("utf-8", "replace").strip().partition(" ")
+        lines = [ln for ln in out.decode("utf-8", "replace").splitlines()
+                 if ln.strip() and not ln.startswith("compiled ")]
+        status, _, message = (lines[-1].strip() if lines else "").partition(" ")
         if self.proc.returncode == 0 and status in ("ok", "import"):
             return status, message
         return "failed", (message or err.decode("utf-8", "replace")).strip()
@@ -91,8 +137,16 @@ def draw_here(res, Y, path, **kw):
     _plot_hlsm(fit, Y=Yarr, path=path, **kw)
 
 
-def _serve():
-    """The child: import matplotlib, then draw what arrives on stdin; report on stdout."""
+def _serve(precompile=False):
+    """The child: (compile the fit's kernel, then) import matplotlib, then draw what arrives
+    on stdin; report on stdout."""
+    if precompile:
+        try:
+            from ..kernels.hlsm import compile_ext_rows
+            compile_ext_rows()
+            print("compiled ok", flush=True)
+        except Exception as exc:  # the parent then compiles it itself
+            print(f"compiled failed {type(exc).__name__}: {exc}", flush=True)
     try:
         from matplotlib.figure import Figure  # noqa: F401  (the import is the point)
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401

@@ -26,7 +26,7 @@ def test_child_draws_the_same_png_as_this_process(tmp_path, capsys, monkeypatch)
     by_child = _run(tmp_path, "child")
     assert sent == [1]
     # the same command with no child: the plot is drawn here, through the same code
-    monkeypatch.setattr(_plotjob, "start", lambda: None)
+    monkeypatch.setattr(_plotjob, "start", lambda **kw: None)
     here = _run(tmp_path, "here")
     assert "_plot.png" in capsys.readouterr().out
     assert by_child.read_bytes() == here.read_bytes()
@@ -40,14 +40,14 @@ def test_a_failing_child_falls_back_to_drawing_here(tmp_path, capsys, monkeypatc
 
 
 def test_no_plot_starts_no_child(tmp_path, monkeypatch):
-    monkeypatch.setattr(_plotjob, "start", lambda: pytest.fail("started a plot process"))
+    monkeypatch.setattr(_plotjob, "start", lambda **kw: pytest.fail("started a plot process"))
     assert main([*ARGS, "--no-plot", "--out", str(tmp_path)]) == 0
 
 
 def test_a_bad_fit_stops_the_child(tmp_path, monkeypatch):
     jobs = []
     orig_start = _plotjob.start
-    monkeypatch.setattr(_plotjob, "start", lambda: jobs.append(orig_start()) or jobs[-1])
+    monkeypatch.setattr(_plotjob, "start", lambda **kw: jobs.append(orig_start(**kw)) or jobs[-1])
     assert main([*ARGS[:-2], "--max-iter", "0", "--out", str(tmp_path)]) == 1     # max_iter must be >= 1
     assert len(jobs) == 1 and jobs[0].proc.poll() is not None
 
@@ -82,3 +82,79 @@ def test_the_cli_and_plot_modules_import_no_numba(module):
     code = f"import sys, {module}; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False"]
+
+
+# ---------------------------------------------------------------- first run: the child compiles
+def _fake_job(script):
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    return _plotjob.PlotJob(proc, compiling=True)
+
+
+def test_wait_compiled_reads_the_childs_first_line_and_wait_its_last():
+    job = _fake_job("import sys; print('compiled ok', flush=True); sys.stdin.buffer.read(); print('ok')")
+    assert job.wait_compiled() is True
+    assert job.wait_compiled() is False and not job.compiling       # once only
+    job.proc.stdin.close()
+    job.proc.stdin = None
+    assert job.wait() == ("ok", "")
+    failed = _fake_job("print('compiled failed TypingError: x', flush=True); print('ok')")
+    assert failed.wait_compiled() is False
+    assert failed.wait() == ("ok", "")
+    # a child that never reached the compiled line (wait() alone): its status is still read
+    gone = _fake_job("print('compiled ok'); print('error ValueError: bad')")
+    assert gone.wait() == ("failed", "ValueError: bad")
+    assert _fake_job("pass").wait_compiled() is False                  # exited without a word
+
+
+def test_cache_index_lookup_finds_numbas_own_cache_folder():
+    """has_cache_index looks where Numba's locator puts the kernel's cache (whatever
+    NUMBA_CACHE_DIR this test run has)."""
+    from fastgrad import _numba_cache
+    from fastgrad.kernels import hlsm as K
+    src = K.__file__
+    assert K._ext_rows._cache._cache_path in _numba_cache._cache_dirs(src)
+    assert not _numba_cache.has_cache_index(src, "no_such_kernel")
+
+
+def test_first_run_child_compiles_the_kernel_the_fit_uses(tmp_path):
+    """With an empty cache: compile_ext_rows (what the child runs) gives the one signature
+    of _ext_rows that dense undirected, directed and missing-dyad fits then use, and the
+    cache lookup sees it afterwards."""
+    import os
+    code = """
+import numpy as np
+from fastgrad import datasets, hlsm
+from fastgrad.hlsm import _plotjob
+from fastgrad.kernels import hlsm as K
+print(_plotjob.first_fit_compiles())
+K.compile_ext_rows()
+print(_plotjob.first_fit_compiles())
+Y, _ = hlsm.simulate(12, 2, random_state=0)[:2]
+Y = np.asarray(Y, float); Y[0, 1, 2] = Y[0, 2, 1] = np.nan
+hlsm.fit(Y, 1.0, max_iter=20, random_state=0)
+D = (np.random.default_rng(0).random((2, 12, 12)) < 0.3).astype(float)
+hlsm.fit(D, 1.0, directed=True, max_iter=20, random_state=0)
+print(len(K._ext_rows.signatures), len(K.hlsm_nll_grad_ext_serial.signatures))
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False", "1", "1"]
+
+
+def test_first_run_command_compiles_in_the_child_and_writes_the_same_files(tmp_path):
+    import os
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), MPLBACKEND="Agg")
+    outs = []
+    for run in ("cold", "warm"):
+        out = tmp_path / run
+        r = subprocess.run([sys.executable, "-m", "fastgrad", *ARGS, "--out", str(out)], capture_output=True,
+                           text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr
+        assert "_plot.png" in r.stdout
+        outs.append(out)
+    cache = tmp_path / "cache"
+    assert any(p.name.startswith("hlsm._ext_rows-") for p in cache.rglob("*.nbi"))
+    for name in ("hlsm_florentine_positions.csv", "hlsm_florentine_plot.png"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
