@@ -81,7 +81,6 @@ def _run(args, job):
         Y = as_layers(data, directed=data.directed, sparse=use_sparse(data, "auto"))
         from ..kernels.hlsm import compile_ext_helpers
         compile_ext_helpers()
-        import scipy.optimize  # noqa: F401  (the fit's L-BFGS rounds import it: ~0.3 s, done while waiting)
         job.wait_compiled()
     if args.lam is not None:
         res = hlsm.fit(Y, args.lam, dim=args.dim or 2, random_state=args.seed, verbose=args.verbose, **kw)
