@@ -26,7 +26,10 @@ import types
 
 import numpy as np
 
-_CHILD = "from fastgrad.hlsm._plotjob import _serve; _serve({precompile})"
+# the child ends without the interpreter's teardown once its output is flushed (the PNG is closed
+# by then): with matplotlib loaded that took ~0.1 s, all of it at the end of the command
+_CHILD = ("import os, sys; from fastgrad.hlsm._plotjob import _serve; _serve({precompile}); "
+          "sys.stdout.flush(); sys.stderr.flush(); os._exit(0)")
 #: attributes of a fit that :func:`fastgrad.hlsm._plot._plot_hlsm` reads
 _FIELDS = ("eps", "b", "z", "deviating", "alpha", "lam", "directed", "layers", "nodes",
            "sociality", "sender", "receiver")

@@ -56,6 +56,40 @@ def test_encode_serial_twin_is_identical(directed):
 
 
 @pytest.mark.parametrize("directed", [False, True])
+def test_small_inputs_are_encoded_by_numpy_with_the_kernels_outputs(directed):
+    """The front-end encodes small layers in NumPy (no kernel compiled on a first fit): every
+    output equals the kernel's, with bad values, NaN, diagonal garbage, asymmetry, dtypes."""
+    from fastgrad.hlsm._dense import _encode_numpy
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        K, n = int(rng.integers(1, 4)), int(rng.integers(3, 40))
+        A = _layers(rng, K, max(n, 6), directed)
+        n = A.shape[1]
+        for _ in range(int(rng.integers(0, 3))):
+            A[rng.integers(K), rng.integers(n), rng.integers(n)] = rng.choice([2.0, -1.0, np.nan, 1.0, 0.5])
+        if trial % 5 == 0:
+            A[:, np.arange(n), np.arange(n)] = 7.0
+        dtype = [np.float64, np.float32, np.int64, np.uint8][trial % 4]
+        A = A.astype(dtype) if dtype in (np.float64, np.float32) else np.nan_to_num(A, nan=3).astype(dtype)
+        for a, b in zip(_encode(_encode_numpy, A, directed), _encode(hlsm_encode_layers_serial, A, directed)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_front_end_uses_numpy_below_small_work_and_the_kernel_above(monkeypatch):
+    from fastgrad.hlsm import _dense
+    calls = []
+    orig = _dense._encode_numpy
+    monkeypatch.setattr(_dense, "_encode_numpy", lambda *a: calls.append(a[0].shape) or orig(*a))
+    A = _layers(np.random.default_rng(0), 2, 30, False)
+    Y_small = _dense.encode_layers(A)
+    assert calls == [(2, 30, 30)]
+    monkeypatch.setattr(_threads, "SMALL_WORK", 10)
+    Y_kernel = _dense.encode_layers(A)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(Y_small, Y_kernel)
+
+
+@pytest.mark.parametrize("directed", [False, True])
 @pytest.mark.parametrize("with_grad", [True, False])
 @pytest.mark.parametrize("ties_from_y", [True, False])
 def test_ext_serial_twin_is_identical(directed, with_grad, ties_from_y):
