@@ -62,6 +62,8 @@ def _run(args, job):
     else:
         data = datasets.load_dataset(args.dataset or "aucs")
     print(repr(data))
+    if job is not None:
+        job.prepare(data.Y.shape[0])
     t0 = time.perf_counter()
     if args.select_lam:
         print("note: --select-lam is deprecated; it now means --select (cross-validation of dim and lam)",

@@ -73,14 +73,28 @@ def plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1
                       figsize=figsize, dpi=dpi, size_by=size_by, pyplot=True)
 
 
+def _grid(n_panels, ncols=None, figsize=None):
+    """``(nrows, ncols, figsize)`` of a figure of ``n_panels`` layer panels."""
+    ncols = ncols or min(n_panels, 3)
+    nrows = int(np.ceil(n_panels / ncols))
+    return nrows, ncols, figsize or (4.2 * ncols, 4.0 * nrows)
+
+
+def _bare_figure(n_panels):
+    """The empty Agg figure and axes :func:`_plot_hlsm` with ``pyplot=False`` and default
+    ``ncols``/``figsize`` would create (built ahead of the data by the command's plot process)."""
+    return _figure(False, *_grid(n_panels))
+
+
 def _plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 1), ncols=None,
                figsize=None, dpi=120, size_by="auto", pyplot=True, layout="tight", ticks=True,
-               save_kw=None):
+               save_kw=None, figure=None):
     """:func:`plot_hlsm`; ``pyplot=False`` draws on a bare Agg figure (for saving only, e.g. the CLI);
     ``layout="fixed"`` sets margins in inches instead of measuring every text (tight_layout);
     ``ticks=False`` draws no axis ticks (the positions are identified only up to rotation and
     translation, and laying out the tick labels was most of the CLI plot's drawing time);
-    ``save_kw`` is passed on to ``savefig``."""
+    ``save_kw`` is passed on to ``savefig``; ``figure`` is a ``(fig, axes)`` pair from
+    :func:`_bare_figure`, used if it has this plot's grid (else a new figure is made)."""
     K, n, d = result.eps.shape
     layers = list(range(K)) if layers is None else list(layers)
     names = result.layers or [f"layer {k}" for k in range(K)]
@@ -88,9 +102,12 @@ def _plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 
         labels = result.nodes or [str(i) for i in range(n)]
     elif labels is False:
         labels = None
-    ncols = ncols or min(len(layers), 3)
-    nrows = int(np.ceil(len(layers) / ncols))
-    fig, axes = _figure(pyplot, nrows, ncols, figsize or (4.2 * ncols, 4.0 * nrows))
+    nrows, ncols, figsize = _grid(len(layers), ncols, figsize)
+    if (figure is not None and not pyplot and figure[1].shape == (nrows, ncols)
+            and tuple(figure[0].get_size_inches()) == tuple(figsize)):
+        fig, axes = figure
+    else:
+        fig, axes = _figure(pyplot, nrows, ncols, figsize)
     from matplotlib import colormaps
     from matplotlib.collections import LineCollection
 

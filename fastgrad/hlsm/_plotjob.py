@@ -104,6 +104,16 @@ class PlotJob:
                 line += byte
         return line.decode("utf-8", "replace").strip() == "compiled ok"
 
+    def prepare(self, n_panels):
+        """Tell the child how many layer panels the plot will have: it builds the empty figure
+        (about a third of the drawing time) while the fit runs. False if the child is gone."""
+        try:
+            pickle.dump(("layout", int(n_panels)), self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+            return True
+        except (OSError, ValueError):
+            return False
+
     def send(self, res, Y, path, **kw):
         """Give the child the fit to draw into ``path``; False if the child is gone."""
         try:
@@ -168,14 +178,19 @@ def _serve(precompile=False):
     ax.set_title("warm-up")
     ax.legend(["a"], fontsize=7)
     warm.canvas.draw()
-    try:
-        job = pickle.load(sys.stdin.buffer)
-    except EOFError:              # the parent had nothing to draw
-        return
+    from ._plot import _bare_figure, _plot_hlsm
+    figure = None
+    while True:
+        try:
+            job = pickle.load(sys.stdin.buffer)
+        except EOFError:          # the parent had nothing to draw
+            return
+        if job[0] != "layout":
+            break
+        figure = _bare_figure(job[1])
     (fit, Yarr), path, kw = job
-    from ._plot import _plot_hlsm
     try:
-        _plot_hlsm(fit, Y=Yarr, path=path, **kw)
+        _plot_hlsm(fit, Y=Yarr, path=path, figure=figure, **kw)
     except Exception as exc:      # reported to the parent, which draws in-process instead
         print(f"error {type(exc).__name__}: {exc}")
         return
