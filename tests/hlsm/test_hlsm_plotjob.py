@@ -158,3 +158,18 @@ def test_first_run_command_compiles_in_the_child_and_writes_the_same_files(tmp_p
     assert any(p.name.startswith("hlsm._ext_rows-") for p in cache.rglob("*.nbi"))
     for name in ("hlsm_florentine_positions.csv", "hlsm_florentine_plot.png"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
+
+
+def test_prebuilt_figure_is_used_only_when_its_grid_fits(tmp_path):
+    from fastgrad import datasets, hlsm
+    from fastgrad.hlsm._plot import _bare_figure, _plot_hlsm
+    data = datasets.load_dataset("florentine")
+    res = hlsm.fit(data, 2.0, max_iter=300, random_state=0)
+    K = data.Y.shape[0]
+    fit, Y = _plotjob.payload(res, data)
+    pre = _bare_figure(K)
+    kw = dict(pyplot=False, layout="fixed", ticks=False)
+    assert _plot_hlsm(fit, Y=Y, figure=pre, **kw) is pre[0]
+    other = _bare_figure(K + 3)                              # another grid: not used
+    fig = _plot_hlsm(fit, Y=Y, figure=other, **kw)
+    assert fig is not other[0] and fig.axes[0].get_title() == pre[0].axes[0].get_title()
