@@ -77,7 +77,8 @@ def _run(args, job):
     cv = None
     Y = data
     if job is not None and job.compiling:
-        # compile the encoding here while the plot process compiles the likelihood kernel,
+        # encode the layers (NumPy for small ones, else the encoding kernel compiles) and compile
+        # the positions transpose while the plot process compiles the likelihood's row kernel,
         # then wait for that kernel to reach the cache (else the fit compiles it again)
         from ._layers import as_layers, use_sparse
         Y = as_layers(data, directed=data.directed, sparse=use_sparse(data, "auto"))

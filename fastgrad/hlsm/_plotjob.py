@@ -5,7 +5,8 @@ Importing matplotlib and drawing the figure took about a third of a warm
 a Python process that imports matplotlib (and builds nothing else) while this
 process imports numba and fits; :meth:`PlotJob.send` then hands it the fit's
 arrays to draw and save, and :meth:`PlotJob.wait` collects the outcome. The child
-imports only numpy, matplotlib and :mod:`fastgrad.hlsm._plot` (never numba).
+imports only numpy, matplotlib and :mod:`fastgrad.hlsm._plot` (and numba only on a first
+run, see below). :meth:`PlotJob.prepare` lets it build the empty figure while the fit runs.
 
 If the child cannot be started or fails for any reason other than a missing
 matplotlib, the caller draws in its own process instead (:func:`draw_here`), so
@@ -14,7 +15,7 @@ the output does not depend on which process drew it.
 On a first run (no Numba cache yet: :func:`first_fit_compiles`) the child first
 compiles the fit's largest kernel into the cache (``start(precompile=True)``:
 :func:`fastgrad.kernels.hlsm.compile_ext_rows`, about half of the first fit's
-compilation) on the second core, while this process compiles the layer encoding;
+compilation) on the second core, while this process encodes the layers;
 :meth:`PlotJob.wait_compiled` then waits for it before the fit asks for the kernel,
 which Numba loads from the cache instead of compiling it again.
 """
@@ -27,7 +28,7 @@ import types
 import numpy as np
 
 # the child ends without the interpreter's teardown once its output is flushed (the PNG is closed
-# by then): with matplotlib loaded that took ~0.1 s, all of it at the end of the command
+# by then): with matplotlib loaded that took 0.15-0.2 s, all of it at the end of the command
 _CHILD = ("import os, sys; from fastgrad.hlsm._plotjob import _serve; _serve({precompile}); "
           "sys.stdout.flush(); sys.stderr.flush(); os._exit(0)")
 #: attributes of a fit that :func:`fastgrad.hlsm._plot._plot_hlsm` reads
