@@ -216,42 +216,51 @@ def _two_loop(g, S, Yd, rho):
 
 
 def _wolfe(fg, x, f0, g0, d, slope0, a1):
-    """A step ``a`` along ``d`` meeting the strong Wolfe conditions: ``(a, f, g)``, or
-    ``(None, f0, g0)`` if none was found within :data:`_MAX_LS` evaluations (a step that
-    lowers the objective by the sufficient-decrease rule is taken even then)."""
+    """A step ``a`` along ``d`` meeting the strong Wolfe conditions: ``(a, f, g)``; ``a`` is
+    None if no step lowered the objective by the sufficient-decrease rule within
+    :data:`_MAX_LS` evaluations (one that did is returned even if it misses the curvature
+    rule). A point where the objective or gradient is not finite counts as too far."""
     def phi(a):
         f, g = fg(x + a * d)
         if not (np.isfinite(f) and np.all(np.isfinite(g))):
             return np.inf, g, np.nan
         return f, g, float(g @ d)
 
+    # steps shorter than this leave x unchanged in floating point
+    tiny = _EPS * max(1.0, float(np.max(np.abs(x)))) / max(float(np.max(np.abs(d))), 1e-300)
     a_prev, f_prev, s_prev = 0.0, f0, slope0
     best = None
     a = a1
     for n in range(_MAX_LS):
         fa, ga, sa = phi(a)
-        if fa <= f0 + _C1 * a * slope0 and (best is None or fa < best[1]):
+        if _decrease(fa, f0, a, slope0) and (best is None or fa < best[1]):
             best = (a, fa, ga)
-        if fa > f0 + _C1 * a * slope0 or (n > 0 and fa >= f_prev) or not np.isfinite(fa):
-            return _zoom(phi, f0, slope0, a_prev, f_prev, s_prev, a, fa, sa, _MAX_LS - n - 1, best)
+        if not _decrease(fa, f0, a, slope0) or (n > 0 and fa >= f_prev):
+            return _zoom(phi, f0, slope0, a_prev, f_prev, s_prev, a, fa, sa, _MAX_LS - n - 1, best, tiny)
         if abs(sa) <= -_C2 * slope0:
             return a, fa, ga
         if sa >= 0:
-            return _zoom(phi, f0, slope0, a, fa, sa, a_prev, f_prev, s_prev, _MAX_LS - n - 1, best)
+            return _zoom(phi, f0, slope0, a, fa, sa, a_prev, f_prev, s_prev, _MAX_LS - n - 1, best, tiny)
         a_prev, f_prev, s_prev = a, fa, sa
         a *= 4.0                                 # no bracket yet: extrapolate
     return best if best is not None else (None, f0, g0)
 
 
-def _zoom(phi, f0, slope0, lo, f_lo, s_lo, hi, f_hi, s_hi, budget, best):
+def _decrease(fa, f0, a, slope0):
+    """The sufficient-decrease (Armijo) rule, with a strictly lower value (a step too short to
+    change the objective in floating point does not count)."""
+    return bool(np.isfinite(fa) and fa < f0 and fa <= f0 + _C1 * a * slope0)
+
+
+def _zoom(phi, f0, slope0, lo, f_lo, s_lo, hi, f_hi, s_hi, budget, best, tiny):
     """Nocedal & Wright Alg. 3.6: ``lo`` satisfies sufficient decrease with the lowest value
     so far, and the interval between ``lo`` and ``hi`` holds a strong-Wolfe step."""
     for _ in range(max(budget, 0)):
         a = _cubic_min(lo, f_lo, s_lo, hi, f_hi, s_hi)
         fa, ga, sa = phi(a)
-        if fa <= f0 + _C1 * a * slope0 and (best is None or fa < best[1]):
+        if _decrease(fa, f0, a, slope0) and (best is None or fa < best[1]):
             best = (a, fa, ga)
-        if fa > f0 + _C1 * a * slope0 or fa >= f_lo or not np.isfinite(fa):
+        if not _decrease(fa, f0, a, slope0) or fa >= f_lo:
             hi, f_hi, s_hi = a, fa, sa
         else:
             if abs(sa) <= -_C2 * slope0:
@@ -259,7 +268,7 @@ def _zoom(phi, f0, slope0, lo, f_lo, s_lo, hi, f_hi, s_hi, budget, best):
             if sa * (hi - lo) >= 0:
                 hi, f_hi, s_hi = lo, f_lo, s_lo
             lo, f_lo, s_lo = a, fa, sa
-        if abs(hi - lo) <= _EPS * max(abs(lo), abs(hi), 1e-300):
+        if abs(hi - lo) <= max(tiny, _EPS * max(abs(lo), abs(hi))):
             break
     if best is not None:
         return best

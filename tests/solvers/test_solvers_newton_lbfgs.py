@@ -176,3 +176,51 @@ def test_lbfgs_warns_callback_and_validation():
         lbfgs(fun, x0, m=0)
     res = lbfgs(lambda x: (float(x @ x), 2 * x), np.zeros(3))
     assert res.converged and res.n_iter == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lbfgs_reaches_scipys_optimum_in_as_few_iterations(seed):
+    """The native L-BFGS against SciPy's L-BFGS-B (no bounds) on ill-conditioned convex
+    problems (condition number 1e3): about as close to the optimum (Newton's), in about as
+    many iterations."""
+    from scipy.optimize import minimize
+    rng = np.random.default_rng(seed)
+    m = 30
+    Q = rng.standard_normal((m, m))
+    A = Q @ np.diag(np.logspace(0, 3, m)) @ Q.T / m
+    b = rng.standard_normal(m)
+
+    def fun(x):   # a smooth, non-quadratic convex objective
+        r = A @ x - b
+        return float(0.5 * r @ np.linalg.solve(A, r) + np.logaddexp(0, x).sum()), \
+            r + 1 / (1 + np.exp(-x))
+    def hess(x):
+        s = 1 / (1 + np.exp(-x))
+        return A + np.diag(s * (1 - s))
+    x0 = np.zeros(m)
+    ours = lbfgs(fun, x0)                                # default tol=1e-10, gtol=1e-8
+    ref = minimize(fun, x0, jac=True, method="L-BFGS-B",
+                   options=dict(ftol=1e-10, gtol=1e-8 * max(1, np.abs(fun(x0)[1]).max()), maxiter=1000))
+    best = newton(fun, x0, hess=hess, tol=1e-15)        # the optimum, to rounding
+    f_star = best.objective
+    assert ours.converged and ref.status == 0
+    # both stop on the objective change (gaps 1e-7..1e-5 here): within a small factor of SciPy's
+    assert ours.objective - f_star <= 3 * (ref.fun - f_star) + 1e-12 * abs(f_star)
+    assert np.abs(ours.x - best.x).max() < 1e-2
+    assert ours.n_iter <= 1.3 * ref.nit + 5
+
+
+def test_lbfgs_backs_off_from_non_finite_values_and_reports_a_wrong_gradient():
+    # the objective is +inf beyond x = 2 (a barrier the first trial step crosses)
+    def fun(x):
+        if x[0] >= 2.0:
+            return np.inf, np.array([np.nan])
+        return float((x[0] - 1.5) ** 2 - np.log(2.0 - x[0])), np.array([2 * (x[0] - 1.5) + 1 / (2.0 - x[0])])
+    res = lbfgs(fun, np.array([-30.0]), gtol=1e-10)
+    xs = 1.75 - np.sqrt(0.0625 + 0.5)          # root of 2(x - 1.5)(2 - x) + 1 = 0 below 2
+    assert res.converged and abs(res.x[0] - xs) < 1e-6
+    # a gradient of the wrong sign: no step lowers the objective
+    with pytest.warns(ConvergenceWarning, match="without converging"):
+        bad = lbfgs(lambda x: (float(x @ x), -2 * x), np.ones(3))
+    assert not bad.converged and bad.info["status"] == 2
+    np.testing.assert_array_equal(bad.x, np.ones(3))
