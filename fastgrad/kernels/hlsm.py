@@ -939,9 +939,9 @@ def compile_ext_rows():
     :func:`hlsm_nll_grad_ext` and its serial twin pass it (C-contiguous arrays, int64 task).
 
     Its compilation is most of a first HLSM fit's (about 3 s of 5.7 s for the serial twin,
-    Xeon, 2026-12-02). The command line runs this in its plot process while the main process
-    compiles the layer encoding, so that the kernel is in the Numba cache when the fit asks
-    for it (``fastgrad.hlsm._plotjob``). A test checks that a fit then adds no other
+    Xeon, 2026-12-02). On a first run the command line runs this in its plot process while
+    the main process encodes the layers, so that the kernel is in the Numba cache when the
+    fit asks for it (``fastgrad.hlsm._plotjob``). A test checks that fits then add no other
     signature of :func:`_ext_rows`.
     """
     f8, i1 = np.float64, np.int8
