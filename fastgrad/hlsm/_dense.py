@@ -214,8 +214,8 @@ def _encode_compiled(A, directed, name, first=0):
 
 
 def _encode_numpy(A, directed, out, first_bad, asym, counts):
-    """:func:`fastgrad.kernels.hlsm_encode_layers` in NumPy (the same outputs; ``asym`` is
-    only the row of a first asymmetric pair ``j < i``, which is all the callers read)."""
+    """:func:`fastgrad.kernels.hlsm_encode_layers` in NumPy: the same outputs, bit for bit
+    (``asym``: the first column ``j < i`` of each row with an asymmetric pair, or -1)."""
     K, n = A.shape[0], A.shape[1]
     tie = A == 1
     ok = tie | (A == 0)
