@@ -76,15 +76,12 @@ def lbfgs(fun, x0, *, max_iter=1000, tol=1e-10, gtol=1e-8, m=10, callback=None,
     gtol = check_scalar(gtol, "gtol", lo=0.0)
     m = check_scalar(m, "m", kind="int", lo=1)
     x = np.array(x0, dtype=np.float64, copy=True).ravel()
-    cache = {"x": None, "f": None, "g": None, "n": 0}
+    n_fev = [0]
 
     def fg(v):
-        cache["n"] += 1
+        n_fev[0] += 1
         f, g = fun(v)
-        f = float(f)
-        g = np.array(g, dtype=np.float64).ravel()     # a copy: the caller may reuse its buffer
-        cache["x"], cache["f"], cache["g"] = v.copy(), f, g
-        return f, g
+        return float(f), np.array(g, dtype=np.float64).ravel()   # a copy: the caller may reuse its buffer
 
     f0, g0 = fg(x)
     if not np.isfinite(f0) or not np.all(np.isfinite(g0)):
@@ -94,17 +91,13 @@ def lbfgs(fun, x0, *, max_iter=1000, tol=1e-10, gtol=1e-8, m=10, callback=None,
     state = {"it": 0, "stopped": False}
     progress = Progress(verbose, max_iter, name)
 
-    def cb(xk):
+    def cb(xk, fk, gk):
         state["it"] += 1
-        if cache["x"] is not None and np.array_equal(cache["x"], xk):
-            fk = cache["f"]
-        else:
-            fk = fg(xk)[0]
         history.append(fk)
         progress.update(state["it"], fk)
         if callback is not None and callback(state["it"], xk.copy()):
             state["stopped"] = True
-            state["x"], state["f"] = xk.copy(), fk
+            state["x"], state["f"], state["g"] = xk.copy(), fk, gk
             raise _Stop
 
     if max_iter == 0 or g0norm == 0.0:
@@ -114,19 +107,15 @@ def lbfgs(fun, x0, *, max_iter=1000, tol=1e-10, gtol=1e-8, m=10, callback=None,
             warn_not_converged(name, max_iter)
         return SolverResult(x=x, objective=f0, n_iter=0, converged=bool(conv),
                             history=np.asarray(history), message="no iterations",
-                            info={"n_fev": cache["n"], "grad_norm": g0norm, "status": None})
+                            info={"n_fev": n_fev[0], "grad_norm": g0norm, "status": None})
     status = None
     try:
-        x, f, status, message = _minimise(fg, x, f0, g0, max_iter=max_iter, m=m, ftol=tol,
-                                          gtol=gtol * max(1.0, g0norm), cb=cb)
+        x, f, g, status, message = _minimise(fg, x, f0, g0, max_iter=max_iter, m=m, ftol=tol,
+                                             gtol=gtol * max(1.0, g0norm), cb=cb)
     except _Stop:
-        x, f, message = state["x"], state["f"], "stopped by callback"
+        x, f, g, message = state["x"], state["f"], state["g"], "stopped by callback"
     finally:
         progress.close()
-    if cache["x"] is None or not np.array_equal(cache["x"], x):
-        f, g = fg(x)
-    else:
-        g = cache["g"]
     gnorm = float(np.max(np.abs(g))) if g.size else 0.0
     n_iter = state["it"]
     if state["stopped"]:
@@ -150,7 +139,7 @@ def lbfgs(fun, x0, *, max_iter=1000, tol=1e-10, gtol=1e-8, m=10, callback=None,
                       stacklevel=2)
     return SolverResult(x=np.asarray(x, dtype=np.float64), objective=f, n_iter=n_iter,
                         converged=bool(converged), history=np.asarray(history, dtype=np.float64),
-                        message=message, info={"n_fev": cache["n"], "grad_norm": gnorm,
+                        message=message, info={"n_fev": n_fev[0], "grad_norm": gnorm,
                                                "status": status})
 
 
@@ -160,12 +149,12 @@ _EPS = np.finfo(float).eps
 
 
 def _minimise(fg, x, f, g, *, max_iter, m, ftol, gtol, cb):
-    """``(x, f, status, message)``; ``cb(x)`` after each iteration (may raise _Stop)."""
+    """``(x, f, g, status, message)``; ``cb(x, f, g)`` after each iteration (may raise _Stop)."""
     S, Yd, rho = [], [], []
     it = 0
     while True:
         if it >= max_iter:
-            return x, f, 1, "max_iter reached"
+            return x, f, g, 1, "max_iter reached"
         d = -_two_loop(g, S, Yd, rho)
         slope = float(g @ d)
         if not slope < 0.0:                      # not a descent direction: restart
@@ -179,7 +168,7 @@ def _minimise(fg, x, f, g, *, max_iter, m, ftol, gtol, cb):
             if S:                                # try once more along the gradient
                 S, Yd, rho = [], [], []
                 continue
-            return x, f, 2, "the line search found no lower objective (at machine precision?)"
+            return x, f, g, 2, "the line search found no lower objective (at machine precision?)"
         s = a * d
         y = g_new - g
         sy = float(s @ y)
@@ -192,11 +181,11 @@ def _minimise(fg, x, f, g, *, max_iter, m, ftol, gtol, cb):
         x = x + s
         f_old, f, g = f, f_new, g_new
         it += 1
-        cb(x)
+        cb(x, f, g)
         if (f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
-            return x, f, 0, "relative reduction of the objective <= tol"
+            return x, f, g, 0, "relative reduction of the objective <= tol"
         if float(np.max(np.abs(g))) <= gtol:
-            return x, f, 0, "largest gradient entry <= gtol"
+            return x, f, g, 0, "largest gradient entry <= gtol"
 
 
 def _two_loop(g, S, Yd, rho):
