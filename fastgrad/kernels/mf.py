@@ -47,6 +47,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._simd import row_axpby, row_dot, row_step
 from ._twins import serial_twin
 
 __all__ = [
@@ -313,21 +314,13 @@ def _sgd_update(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias, upd_u, upd_i):
     """One SGD step on rating (u, i, r); returns the squared error before the step.
 
     Works in the parameters' dtype (float32 or float64): the dot product and the
-    row updates run in it, with the step scalars cast to it once (a float64 scalar
-    would promote every float32 lane); the error ``e`` and the returned ``e^2``
-    are float64.
+    row updates run in it (:mod:`._simd`'s vector code for C-contiguous rows), with the
+    step scalars cast to it once; the error ``e`` and the returned ``e^2`` are float64.
     """
-    k = P.shape[1]
-    ft = P.dtype.type
-    p = P[u]                                  # row views: no 2-D index arithmetic inside
-    q = Q[i]
-    dot = ft(0.0)
-    for f in range(k):
-        dot += p[f] * q[f]
-    e = r - (mu + bu[u] + bi[i] + dot)
+    e = r - (mu + bu[u] + bi[i] + row_dot(P, u, Q, i))
     # p += lr (e q - reg p)  ==  (1 - lr reg) p + (lr e) q
-    shrink = ft(1.0 - lr * reg)
-    le = ft(lr * e)
+    shrink = 1.0 - lr * reg
+    le = lr * e
     bt = bu.dtype.type
     lb = bt(lr)
     rb = bt(reg_bias)
@@ -335,117 +328,33 @@ def _sgd_update(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias, upd_u, upd_i):
     if upd_u and upd_i:
         bu[u] += lb * (eb - rb * bu[u])
         bi[i] += lb * (eb - rb * bi[i])
-        for f in range(k):
-            pf = p[f]
-            qf = q[f]
-            p[f] = shrink * pf + le * qf
-            q[f] = shrink * qf + le * pf
+        row_step(P, u, Q, i, shrink, le)
     elif upd_u:
         bu[u] += lb * (eb - rb * bu[u])
-        for f in range(k):
-            p[f] = shrink * p[f] + le * q[f]
+        row_axpby(P, u, Q, i, shrink, le)
     elif upd_i:
         bi[i] += lb * (eb - rb * bi[i])
-        for f in range(k):
-            q[f] = shrink * q[f] + le * p[f]
+        row_axpby(Q, i, P, u, shrink, le)
     return e * e
-
-
-@njit(cache=True, fastmath=_FASTMATH)
-def _sgd_one(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias):
-    """:func:`_sgd_update` of both rows as a called (not inlined) function: the rare single
-    steps of :func:`_sgd_range` (neighbours sharing a row) cost a call, not a second copy of
-    the step in every kernel that inlines the loop (3 s of compile time)."""
-    return _sgd_update(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias, True, True)
-
-
-@njit(cache=True, inline="always", fastmath=_FASTMATH)
-def _sgd_pair(u1, i1, r1, u2, i2, r2, mu, bu, bi, P, Q, lr, reg, reg_bias):
-    """Two SGD steps, on ratings with different users AND different items; returns their
-    squared errors ``(e1^2, e2^2)``.
-
-    The second step reads no row the first one writes, so running both dot products
-    first and then both updates is the two steps in order: the same operations on the
-    same values, except that the vectorised dot products may sum in another order (float32
-    results then differ in the last bits). The two independent dot-product chains keep
-    the core busy while either waits on its reduction.
-    """
-    k = P.shape[1]
-    ft = P.dtype.type
-    p1 = P[u1]
-    q1 = Q[i1]
-    p2 = P[u2]
-    q2 = Q[i2]
-    d1 = ft(0.0)
-    d2 = ft(0.0)
-    for f in range(k):
-        d1 += p1[f] * q1[f]
-        d2 += p2[f] * q2[f]
-    e1 = r1 - (mu + bu[u1] + bi[i1] + d1)
-    e2 = r2 - (mu + bu[u2] + bi[i2] + d2)
-    shrink = ft(1.0 - lr * reg)
-    l1 = ft(lr * e1)
-    l2 = ft(lr * e2)
-    bt = bu.dtype.type
-    lb = bt(lr)
-    rb = bt(reg_bias)
-    bu[u1] += lb * (bt(e1) - rb * bu[u1])
-    bi[i1] += lb * (bt(e1) - rb * bi[i1])
-    bu[u2] += lb * (bt(e2) - rb * bu[u2])
-    bi[i2] += lb * (bt(e2) - rb * bi[i2])
-    for f in range(k):
-        a = p1[f]
-        b = q1[f]
-        c = p2[f]
-        d = q2[f]
-        p1[f] = shrink * a + l1 * b
-        q1[f] = shrink * b + l1 * a
-        p2[f] = shrink * c + l2 * d
-        q2[f] = shrink * d + l2 * c
-    return e1 * e1, e2 * e2
 
 
 @njit(cache=True, inline="always", fastmath=_FASTMATH)
 def _sgd_range(users, items, ratings, lo, hi, mu, bu, bi, P, Q, lr, reg, reg_bias, prefetch):
     """SGD steps on ratings ``lo..hi-1`` in order; returns the running SSE (float64).
 
-    Consecutive ratings with different users and different items (almost all of them
-    after a shuffle) run as a pair (:func:`_sgd_pair`): one step after the other up to the
-    dot products' rounding, and 10-20% faster on an AVX2 AMD EPYC (Zen 1), whose
-    out-of-order window does not reach from one 100-factor step into the next. Which
-    ratings pair depends only on their order, so a seed still reproduces a fit.
-
     With ``prefetch`` the rows of the rating 8 steps ahead are requested from memory
-    while the current steps run: 2.6x (float64) and 1.9x (float32) faster on 2M ratings
+    while the current step runs: 2.6x (float64) and 1.9x (float32) faster on 2M ratings
     of 40k users and items whose factors (16-32 MB) miss the caches, but ~20% slower
     when they fit (ML-100k), so it is used only above :data:`_PREFETCH_BYTES`.
     """
     sse = 0.0
     ahead = hi - _PREFETCH_AHEAD
-    t = lo
-    while t < hi:
-        u1 = users[t]
-        i1 = items[t]
-        nxt = min(t + 1, hi - 1)             # (defined on every path: the prange body is a gufunc)
-        u2 = users[nxt]
-        i2 = items[nxt]
-        pair = t + 1 < hi and u1 != u2 and i1 != i2
-        if prefetch:
-            if t < ahead:
-                _prefetch_row(P, users[t + _PREFETCH_AHEAD])
-                _prefetch_row(Q, items[t + _PREFETCH_AHEAD])
-            if pair and t + 1 < ahead:
-                _prefetch_row(P, users[t + 1 + _PREFETCH_AHEAD])
-                _prefetch_row(Q, items[t + 1 + _PREFETCH_AHEAD])
-        if pair:
-            s1, s2 = _sgd_pair(u1, i1, ratings[t], u2, i2, ratings[nxt], mu, bu, bi, P, Q,
-                               lr, reg, reg_bias)
-            sse += s1
-            sse += s2
-            t += 2
-        else:
-            sse += _sgd_one(u1, i1, ratings[t], mu, bu, bi, P, Q, lr, reg, reg_bias)
-            t += 1
+    for t in range(lo, hi):
+        if prefetch and t < ahead:
+            _prefetch_row(P, users[t + _PREFETCH_AHEAD])
+            _prefetch_row(Q, items[t + _PREFETCH_AHEAD])
+        sse += _sgd_update(users[t], items[t], ratings[t], mu, bu, bi, P, Q, lr, reg, reg_bias,
+                           True, True)
     return sse
 
 

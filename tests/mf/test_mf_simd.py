@@ -1,0 +1,93 @@
+"""The vector row operations of fastgrad.kernels._simd against NumPy, for every row length
+around the vector width, both dtypes, and arrays the vector code does not take."""
+import numpy as np
+import pytest
+from numba import njit
+
+from fastgrad.kernels._simd import row_axpby, row_dot, row_step
+
+
+@njit(cache=True)
+def _dot(A, a, B, b):
+    return row_dot(A, a, B, b)
+
+
+@njit(cache=True)
+def _step(A, a, B, b, s, l):
+    row_step(A, a, B, b, s, l)
+
+
+@njit(cache=True)
+def _axpby(A, a, B, b, s, l):
+    row_axpby(A, a, B, b, s, l)
+
+
+LENGTHS = [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 100, 112]
+
+
+def _rows(rng, dtype, k, layout):
+    A = rng.standard_normal((5, k)).astype(dtype)
+    B = rng.standard_normal((4, k)).astype(dtype)
+    if layout == "F":
+        return np.asfortranarray(A), np.asfortranarray(B)
+    if layout == "strided":                            # every other column: not C-contiguous
+        A2 = np.zeros((5, 2 * k), dtype)
+        B2 = np.zeros((4, 2 * k), dtype)
+        A2[:, ::2] = A
+        B2[:, ::2] = B
+        return A2[:, ::2], B2[:, ::2]
+    return A, B
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_operations_match_numpy(dtype, layout):
+    rng = np.random.default_rng(7)
+    tol = 2e-6 if dtype == np.float32 else 1e-14
+    for k in LENGTHS:
+        A, B = _rows(rng, dtype, k, layout)
+        A0, B0 = A.copy(), B.copy()
+        want = A0[2].astype(np.float64) @ B0[3].astype(np.float64)
+        got = _dot(A, 2, B, 3)
+        assert abs(got - want) <= tol * (1 + np.abs(A0[2]) @ np.abs(B0[3])), (k, got, want)
+        s, l = 0.93, -0.27
+        _step(A, 2, B, 3, s, l)
+        ds, dl = dtype(s), dtype(l)
+        np.testing.assert_allclose(A[2], ds * A0[2] + dl * B0[3], rtol=tol, atol=tol)
+        np.testing.assert_allclose(B[3], ds * B0[3] + dl * A0[2], rtol=tol, atol=tol)
+        others_a = np.arange(5) != 2
+        others_b = np.arange(4) != 3
+        assert np.array_equal(A[others_a], A0[others_a]) and np.array_equal(B[others_b], B0[others_b])
+        A1, B1 = A.copy(), B.copy()
+        _axpby(A, 0, B, 1, 1.5, 0.25)
+        np.testing.assert_allclose(A[0], dtype(1.5) * A1[0] + dtype(0.25) * B1[1], rtol=tol, atol=tol)
+        assert np.array_equal(A[1:], A1[1:]) and np.array_equal(B, B1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_do_not_depend_on_where_the_rows_start(dtype):
+    # The masked last chunk and the fixed summation order make the results a function of
+    # the row length only: rows at an odd offset into a buffer, or with padding columns of
+    # zeros after them, give the same bits as an aligned unpadded array.
+    rng = np.random.default_rng(8)
+    for k in (17, 100):
+        A = rng.standard_normal((3, k)).astype(dtype)
+        B = rng.standard_normal((3, k)).astype(dtype)
+        buf = np.zeros(3 * k + 1, dtype)
+        A_off = buf[1:].reshape(3, k)
+        A_off[:] = A
+        w = 64 // np.dtype(dtype).itemsize
+        kp = -(-k // w) * w + w                        # whole vectors, one more than needed
+        B_pad = np.zeros((3, kp), dtype)
+        B_pad[:, :k] = B
+        A_pad = np.zeros((3, kp), dtype)
+        A_pad[:, :k] = A
+        d = _dot(A, 1, B, 2)
+        assert _dot(A_off, 1, B, 2) == d
+        assert _dot(A_pad, 1, B_pad, 2) == d
+        B_off = B.copy()
+        _step(A, 1, B, 2, 0.9, 0.1)
+        _step(A_off, 1, B_off, 2, 0.9, 0.1)
+        _step(A_pad, 1, B_pad, 2, 0.9, 0.1)
+        assert np.array_equal(A_off, A) and np.array_equal(B_off, B) and np.array_equal(A_pad[:, :k], A)
+        assert np.array_equal(B_pad[:, :k], B) and not B_pad[:, k:].any()
