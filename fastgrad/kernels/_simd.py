@@ -1,6 +1,6 @@
 """Row operations on 64-byte vectors, for the factor rows of the MF kernels.
 
-``row_dot(A, a, B, b)`` is ``A[a] . B[b]``; ``row_step(A, a, B, b, s, l)`` is the paired
+``row_dot(A, a, B, b)`` is ``A[a] . B[b]`` (``row_dot64``: accumulated in float64); ``row_step(A, a, B, b, s, l)`` is the paired
 SGD update ``A[a] <- s A[a] + l B[b]``, ``B[b] <- s B[b] + l A_old[a]``; ``row_axpby(A, a,
 B, b, s, l)`` is its one-sided half ``A[a] <- s A[a] + l B[b]``. Each is a plain loop for
 any array, and, for C-contiguous 2-D float32 or float64 arrays of one dtype, LLVM vector code
@@ -17,12 +17,13 @@ its result differs from a sequential loop's in the last bits, and zero padding o
 whole chunks changes none. On a CPU without 512-bit
 registers LLVM splits the vectors into the ones it has, with the same results.
 """
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-__all__ = ["row_dot", "row_step", "row_axpby", "VECTOR_BYTES"]
+__all__ = ["row_dot", "row_dot64", "row_step", "row_axpby", "VECTOR_BYTES"]
 
 VECTOR_BYTES = 64
 _I32 = ir.IntType(32)
@@ -112,7 +113,7 @@ class _Rows:
     def hsum(self, v):
         """Sum of the lanes: halves added pairwise until one lane is left (fixed order)."""
         bld = self.builder
-        n = self.w
+        n = v.type.count
         while n > 1:
             h = n // 2
             lo = bld.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, h), list(range(h))))
@@ -128,7 +129,7 @@ class _Rows:
         return bld.sdiv(k, wc), bld.srem(k, wc)
 
 
-def _rows_codegen(context, builder, sig, args, rows_of):
+def _rows_codegen(context, builder, sig, args):
     r = _Rows(context, builder, sig.args[0].dtype)
     ia = context.cast(builder, args[1], sig.args[1], types.intp)
     ib = context.cast(builder, args[3], sig.args[3], types.intp)
@@ -137,43 +138,60 @@ def _rows_codegen(context, builder, sig, args, rows_of):
     return r, pa, pb, k
 
 
-@intrinsic
-def _vdot(typingctx, A, a, B, b):
-    if not (_vectorisable(A, B) and isinstance(a, types.Integer) and isinstance(b, types.Integer)):
-        return None
-    dtype = A.dtype
+def _dot_intrinsic(acc64):
+    def typer(typingctx, A, a, B, b):
+        if not (_vectorisable(A, B) and isinstance(a, types.Integer)
+                and isinstance(b, types.Integer)):
+            return None
+        rtype = types.float64 if acc64 else A.dtype
 
-    def codegen(context, builder, sig, args):
-        r, pa, pb, k = _rows_codegen(context, builder, sig, args, None)
-        nfull, rem = r.chunks(k)
-        intp = r.intp
-        acc0 = cgutils.alloca_once_value(builder, r.zero)
-        acc1 = cgutils.alloca_once_value(builder, r.zero)
-        w = ir.Constant(intp, r.w)
-        npair = builder.sdiv(nfull, ir.Constant(intp, 2))
-        with cgutils.for_range(builder, npair, intp=intp) as loop:
-            f0 = builder.mul(loop.index, ir.Constant(intp, 2 * r.w))
-            f1 = builder.add(f0, w)
-            builder.store(builder.call(r.fma, [r.load(pa, f0), r.load(pb, f0), builder.load(acc0)]),
-                          acc0)
-            builder.store(builder.call(r.fma, [r.load(pa, f1), r.load(pb, f1), builder.load(acc1)]),
-                          acc1)
-        done = builder.mul(npair, ir.Constant(intp, 2 * r.w))
-        odd = builder.icmp_signed("!=", builder.mul(npair, ir.Constant(intp, 2)), nfull)
-        with builder.if_then(odd):
-            builder.store(builder.call(r.fma, [r.load(pa, done), r.load(pb, done),
-                                               builder.load(acc0)]), acc0)
-        tail = builder.mul(nfull, w)
-        with builder.if_then(builder.icmp_signed(">", rem, ir.Constant(intp, 0))):
-            # chunk c goes to accumulator c % 2, the partial one too: zero padding to whole
-            # chunks then changes no bit of the result
-            m = r.tail_mask(rem)
-            acc = builder.select(odd, acc1, acc0)
-            builder.store(builder.call(r.fma, [r.mload_(pa, tail, m), r.mload_(pb, tail, m),
-                                               builder.load(acc)]), acc)
-        return r.hsum(builder.fadd(builder.load(acc0), builder.load(acc1)))
+        def codegen(context, builder, sig, args):
+            r, pa, pb, k = _rows_codegen(context, builder, sig, args)
+            widen = acc64 and r.size == 4
+            avec = ir.VectorType(ir.DoubleType(), r.w) if widen else r.vec
+            fma = r.fma
+            if widen:
+                fma = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(avec, [avec] * 3), f"llvm.fmuladd.v{r.w}f64")
 
-    return dtype(A, a, B, b), codegen
+            def prod(x, y, acc):
+                if widen:
+                    x = builder.fpext(x, avec)
+                    y = builder.fpext(y, avec)
+                return builder.call(fma, [x, y, builder.load(acc)])
+
+            nfull, rem = r.chunks(k)
+            intp = r.intp
+            zero = ir.Constant(avec, [0.0] * r.w)
+            acc0 = cgutils.alloca_once_value(builder, zero)
+            acc1 = cgutils.alloca_once_value(builder, zero)
+            w = ir.Constant(intp, r.w)
+            npair = builder.sdiv(nfull, ir.Constant(intp, 2))
+            with cgutils.for_range(builder, npair, intp=intp) as loop:
+                f0 = builder.mul(loop.index, ir.Constant(intp, 2 * r.w))
+                f1 = builder.add(f0, w)
+                builder.store(prod(r.load(pa, f0), r.load(pb, f0), acc0), acc0)
+                builder.store(prod(r.load(pa, f1), r.load(pb, f1), acc1), acc1)
+            done = builder.mul(npair, ir.Constant(intp, 2 * r.w))
+            odd = builder.icmp_signed("!=", builder.mul(npair, ir.Constant(intp, 2)), nfull)
+            with builder.if_then(odd):
+                builder.store(prod(r.load(pa, done), r.load(pb, done), acc0), acc0)
+            tail = builder.mul(nfull, w)
+            with builder.if_then(builder.icmp_signed(">", rem, ir.Constant(intp, 0))):
+                # chunk c goes to accumulator c % 2, the partial one too: zero padding to whole
+                # chunks then changes no bit of the result
+                m = r.tail_mask(rem)
+                acc = builder.select(odd, acc1, acc0)
+                builder.store(prod(r.mload_(pa, tail, m), r.mload_(pb, tail, m), acc), acc)
+            return r.hsum(builder.fadd(builder.load(acc0), builder.load(acc1)))
+
+        return rtype(A, a, B, b), codegen
+
+    return typer
+
+
+_vdot = intrinsic(_dot_intrinsic(False))
+_vdot64 = intrinsic(_dot_intrinsic(True))
 
 
 def _step_intrinsic(both):
@@ -185,7 +203,7 @@ def _step_intrinsic(both):
         dtype = A.dtype
 
         def codegen(context, builder, sig, args):
-            r, pa, pb, k = _rows_codegen(context, builder, sig, args, None)
+            r, pa, pb, k = _rows_codegen(context, builder, sig, args)
             vs = r.splat(context.cast(builder, args[4], sig.args[4], dtype))
             vl = r.splat(context.cast(builder, args[5], sig.args[5], dtype))
             nfull, rem = r.chunks(k)
@@ -230,6 +248,11 @@ def row_dot(A, a, B, b):
     return (A[a] * B[b]).sum()
 
 
+def row_dot64(A, a, B, b):
+    """``A[a] . B[b]`` accumulated in float64 (float32 rows are widened chunk by chunk)."""
+    return float(A[a].astype(float) @ B[b].astype(float))
+
+
 def row_step(A, a, B, b, s, l):
     """``A[a], B[b] <- s A[a] + l B[b], s B[b] + l A[a]`` (both from the old rows), in place."""
     x = A[a].copy()
@@ -251,6 +274,19 @@ def _ol_row_dot(A, a, B, b):
         acc = A.dtype.type(0.0) * B.dtype.type(0.0)
         for f in range(A.shape[1]):
             acc += A[a, f] * B[b, f]
+        return acc
+    return impl
+
+
+@overload(row_dot64, jit_options={"fastmath": {"contract"}})
+def _ol_row_dot64(A, a, B, b):
+    if _vectorisable(A, B):
+        return lambda A, a, B, b: _vdot64(A, a, B, b)
+
+    def impl(A, a, B, b):
+        acc = 0.0
+        for f in range(A.shape[1]):
+            acc += np.float64(A[a, f]) * np.float64(B[b, f])
         return acc
     return impl
 

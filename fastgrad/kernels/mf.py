@@ -47,7 +47,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._simd import row_axpby, row_dot, row_step
+from ._simd import row_axpby, row_dot, row_dot64, row_step
 from ._twins import serial_twin
 
 __all__ = [
@@ -753,12 +753,7 @@ def _predict_one(u, i, mu, bu, bi, P, Q, lo, hi):
     if i >= 0:
         r += bi[i]
         if u >= 0:
-            p = P[u]
-            q = Q[i]
-            dot = 0.0                                  # float64 accumulation for any dtype
-            for f in range(P.shape[1]):
-                dot += p[f] * q[f]
-            r += dot
+            r += row_dot64(P, u, Q, i)                 # float64 accumulation for any dtype
     if r < lo:
         r = lo
     elif r > hi:
@@ -826,9 +821,7 @@ def _penalty_side(total, X, b, cnt, rows, reg, reg_bias):
         if c == 0:
             continue
         w = r if rows.shape[0] == 0 else rows[r]
-        sq = 0.0
-        for f in range(X.shape[1]):
-            sq += X[w, f] * X[w, f]
+        sq = row_dot64(X, w, X, w)             # the same on rows padded with zeros
         total += c * (reg * sq + reg_bias * b[w] * b[w])
     return total
 

@@ -4,12 +4,17 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastgrad.kernels._simd import row_axpby, row_dot, row_step
+from fastgrad.kernels._simd import row_axpby, row_dot, row_dot64, row_step
 
 
 @njit(cache=True)
 def _dot(A, a, B, b):
     return row_dot(A, a, B, b)
+
+
+@njit(cache=True)
+def _dot64(A, a, B, b):
+    return row_dot64(A, a, B, b)
 
 
 @njit(cache=True)
@@ -50,6 +55,8 @@ def test_row_operations_match_numpy(dtype, layout):
         want = A0[2].astype(np.float64) @ B0[3].astype(np.float64)
         got = _dot(A, 2, B, 3)
         assert abs(got - want) <= tol * (1 + np.abs(A0[2]) @ np.abs(B0[3])), (k, got, want)
+        got64 = _dot64(A, 2, B, 3)                     # float64 products and sums
+        assert abs(got64 - want) <= 1e-14 * (1 + np.abs(A0[2]) @ np.abs(B0[3])), (k, got64, want)
         s, l = 0.93, -0.27
         _step(A, 2, B, 3, s, l)
         ds, dl = dtype(s), dtype(l)
@@ -85,9 +92,41 @@ def test_results_do_not_depend_on_where_the_rows_start(dtype):
         d = _dot(A, 1, B, 2)
         assert _dot(A_off, 1, B, 2) == d
         assert _dot(A_pad, 1, B_pad, 2) == d
+        assert _dot64(A_off, 1, B, 2) == _dot64(A_pad, 1, B_pad, 2) == _dot64(A, 1, B, 2)
         B_off = B.copy()
         _step(A, 1, B, 2, 0.9, 0.1)
         _step(A_off, 1, B_off, 2, 0.9, 0.1)
         _step(A_pad, 1, B_pad, 2, 0.9, 0.1)
         assert np.array_equal(A_off, A) and np.array_equal(B_off, B) and np.array_equal(A_pad[:, :k], A)
         assert np.array_equal(B_pad[:, :k], B) and not B_pad[:, k:].any()
+
+
+def test_padded_rows_are_aligned_whole_vectors_of_zeros():
+    from fastgrad.mf._model import _padded_rows
+    for dtype, k, kp in ((np.float32, 100, 112), (np.float64, 100, 104), (np.float32, 16, 16),
+                         (np.float64, 3, 8)):
+        X = _padded_rows(7, k, dtype)
+        assert X.shape == (7, kp) and X.dtype == dtype and X.flags.c_contiguous
+        assert X.ctypes.data % 64 == 0 and not X.any()
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_on_padded_working_rows_is_bitwise_the_unpadded_fit(monkeypatch, dtype, n_threads):
+    # fit pads the working factors (zero columns up to whole vectors); the padding must
+    # change no bit of the fit, the objective or the held-out predictions
+    from fastgrad import mf
+    from fastgrad.mf import _model
+    rng = np.random.default_rng(5)
+    n = 3000
+    users, items = rng.integers(0, 80, n), rng.integers(0, 60, n)
+    r = rng.integers(1, 6, n).astype(float)
+    kw = dict(n_factors=37, n_epochs=4, random_state=1, dtype=dtype, n_threads=n_threads,
+              train_metrics="exact", validation=(users[:300], items[:300], r[:300]))
+    padded = mf.fit(users, items, r, **kw)
+    monkeypatch.setattr(_model, "_padded_rows", lambda n_rows, k, dt: np.zeros((n_rows, k), dt))
+    plain = mf.fit(users, items, r, **kw)
+    for name in ("P", "Q", "user_bias", "item_bias", "history", "train_rmse", "val_rmse"):
+        assert np.array_equal(getattr(padded, name), getattr(plain, name)), name
+    assert padded.objective == plain.objective
+    assert padded.P.shape == (80, 37) and padded.P.flags.c_contiguous
