@@ -15,7 +15,7 @@ With more than one thread, epochs follow a block-stratified schedule (DSGD /
 FPSG): users and items are split into ``B`` blocks each and the ``B`` blocks of
 one stratum -- pairwise disjoint in users and items -- run in parallel, so no
 two threads ever update the same row. A fixed ``random_state`` and ``n_blocks``
-(by default ``4 * n_threads``, more for large data) reproduce a fit exactly. The epochs work on a copy
+(by default ``2 * n_threads``, more for large data) reproduce a fit exactly. The epochs work on a copy
 of the parameters whose rows are relabelled block by block (so the threads write
 to disjoint memory); it is made once per fit and copied back at the end (and
 around every callback).

@@ -881,18 +881,18 @@ def test_extreme_rating_scale_stays_finite(sim):
 def test_default_n_blocks_grows_with_the_factor_bytes():
     from fastgrad.mf._model import default_n_blocks
     assert default_n_blocks(1, 10**6, 800) == 1                       # one thread: serial
-    assert default_n_blocks(2) == 8 and default_n_blocks(3) == 12
-    assert default_n_blocks(2, 943 + 1682, 800) == 8                  # ML-100k: 2.1 MB of rows
+    assert default_n_blocks(2) == 4 and default_n_blocks(3) == 6
+    assert default_n_blocks(2, 943 + 1682, 800) == 4                  # ML-100k: 2.1 MB of rows
     for nt, rows, row_bytes in [(2, 165_237, 400), (2, 165_237, 800), (3, 500_000, 256)]:
         B = default_n_blocks(nt, rows, row_bytes)
-        assert B % nt == 0 and B > 4 * nt
+        assert B % nt == 0 and B > 2 * nt
         assert rows * row_bytes / B <= 4 << 20 < rows * row_bytes / (B - nt)   # smallest such B
     # fit passes its own rows and dtype: float64 rows are twice as wide as float32 rows
     u, i, r, _ = mf.simulate(n_users=3000, n_items=2000, n_ratings=20_000, n_factors=2, random_state=0)
     kw = dict(n_factors=1024, n_epochs=0, n_threads=min(2, MAX_THREADS), random_state=0)
     if MAX_THREADS >= 2:
         assert mf.fit(u, i, r, **kw).params["n_blocks"] == default_n_blocks(2, 5000, 8192) == 10
-        assert mf.fit(u, i, r, dtype=np.float32, **kw).params["n_blocks"] == 8
+        assert mf.fit(u, i, r, dtype=np.float32, **kw).params["n_blocks"] == 6
 
 
 @pytest.mark.parametrize("m,hi", [(0, 1), (1, 1), (10, 3), (1000, 5), (5000, 70_000), (3000, 2**40)])
