@@ -291,32 +291,28 @@ def _ol_row_dot64(A, a, B, b):
     return impl
 
 
-@overload(row_step, jit_options={"fastmath": {"contract"}})
-def _ol_row_step(A, a, B, b, s, l):
-    if _vectorisable(A, B):
-        return lambda A, a, B, b, s, l: _vstep(A, a, B, b, s, l)
+def _overload_step(stub, vector, both):
+    """Register ``stub``'s implementation: ``vector`` for C-contiguous rows of one float
+    dtype, else a loop (``both``: update ``B[b]`` too)."""
+    @overload(stub, jit_options={"fastmath": {"contract"}})
+    def _ol(A, a, B, b, s, l):
+        if _vectorisable(A, B):
+            return lambda A, a, B, b, s, l: vector(A, a, B, b, s, l)
 
-    def impl(A, a, B, b, s, l):
-        sa = A.dtype.type(s)
-        la = A.dtype.type(l)
-        sb = B.dtype.type(s)
-        lb = B.dtype.type(l)
-        for f in range(A.shape[1]):
-            x = A[a, f]
-            y = B[b, f]
-            A[a, f] = sa * x + la * y
-            B[b, f] = sb * y + lb * x
-    return impl
+        def impl(A, a, B, b, s, l):
+            sa = A.dtype.type(s)
+            la = A.dtype.type(l)
+            sb = B.dtype.type(s)
+            lb = B.dtype.type(l)
+            for f in range(A.shape[1]):
+                x = A[a, f]
+                y = B[b, f]
+                A[a, f] = sa * x + la * y
+                if both:
+                    B[b, f] = sb * y + lb * x
+        return impl
+    return _ol
 
 
-@overload(row_axpby, jit_options={"fastmath": {"contract"}})
-def _ol_row_axpby(A, a, B, b, s, l):
-    if _vectorisable(A, B):
-        return lambda A, a, B, b, s, l: _vaxpby(A, a, B, b, s, l)
-
-    def impl(A, a, B, b, s, l):
-        sa = A.dtype.type(s)
-        la = A.dtype.type(l)
-        for f in range(A.shape[1]):
-            A[a, f] = sa * A[a, f] + la * B[b, f]
-    return impl
+_overload_step(row_step, _vstep, True)
+_overload_step(row_axpby, _vaxpby, False)
