@@ -1130,31 +1130,55 @@ def svdpp_sgd_epoch_blocked(users, items, ratings, block_ptr, run_ptr, cell_run_
 def svdpp_implicit_csr(users, items, n_users, n_items):
     """CSR of the distinct (user, item) pairs by user (``indptr, indices``, items increasing) and by
     item (``item_ptr, item_users``, users increasing); also ``|N(u)|^-1/2`` per user."""
+    # (user, item) pairs sorted by user, then item: two stable counting sorts (by item, then by
+    # user; np.unique's sort took 5 ms of an 80k-rating fit), then duplicates dropped
     n = users.shape[0]
-    code = np.empty(n, dtype=np.int64)
+    pos = np.zeros(n_items + 1, dtype=np.int64)
     for t in range(n):
-        code[t] = np.int64(users[t]) * n_items + items[t]
-    code = np.unique(code)
-    m = code.shape[0]
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
+        pos[items[t] + 1] += 1
+    for j in range(n_items):
+        pos[j + 1] += pos[j]
+    by_item = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        j = items[t]
+        by_item[pos[j]] = t
+        pos[j] += 1
+    indptr = np.zeros(n_users + 1, dtype=np.int64)       # first: counts of all pairs, then starts
+    for t in range(n):
+        indptr[users[t] + 1] += 1
+    for u in range(n_users):
+        indptr[u + 1] += indptr[u]
+    fill = indptr[:-1].copy()
+    su = np.empty(n, dtype=np.int32)
+    si = np.empty(n, dtype=np.int32)
+    for x in range(n):
+        t = by_item[x]
+        u = users[t]
+        su[fill[u]] = u
+        si[fill[u]] = items[t]
+        fill[u] += 1
+    m = 0
+    for x in range(n):
+        if x == 0 or su[x] != su[x - 1] or si[x] != si[x - 1]:
+            su[m] = su[x]
+            si[m] = si[x]
+            m += 1
+    indptr[:] = 0
     indices = np.empty(m, dtype=np.int32)
     item_ptr = np.zeros(n_items + 1, dtype=np.int64)
     for t in range(m):
-        u = code[t] // n_items
-        j = code[t] - u * n_items
-        indptr[u + 1] += 1
-        item_ptr[j + 1] += 1
-        indices[t] = j
+        indptr[su[t] + 1] += 1
+        item_ptr[si[t] + 1] += 1
+        indices[t] = si[t]
     for u in range(n_users):
         indptr[u + 1] += indptr[u]
     for j in range(n_items):
         item_ptr[j + 1] += item_ptr[j]
     fill = item_ptr[:-1].copy()
     item_users = np.empty(m, dtype=np.int32)
-    for t in range(m):                                 # codes sorted by user: users increase
-        u = code[t] // n_items
-        j = code[t] - u * n_items
-        item_users[fill[j]] = u
+    for t in range(m):                                 # pairs sorted by user: users increase
+        j = si[t]
+        item_users[fill[j]] = su[t]
         fill[j] += 1
     inv_sqrt = np.zeros(n_users)
     for u in range(n_users):

@@ -244,3 +244,24 @@ def test_cli_model_svdpp(tmp_path, capsys, ratings_file):
     assert isinstance(model, mf.SVDppModel) and model.n_factors == 20 and model.params["lr"] == 0.007
     rmse = float(text.split("[svdpp] test RMSE ")[1].split()[0])
     assert rmse == pytest.approx(model.val_rmse[-1], abs=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_implicit_csr_against_numpy(dtype):
+    # distinct pairs, sorted by user then item; by item, users increasing; |N(u)|^-1/2 (0 if
+    # empty): with duplicate pairs, users and items without any pair, in arbitrary order
+    rng = np.random.default_rng(11)
+    nu, ni, n = 40, 30, 600
+    users = rng.integers(0, nu - 3, n).astype(dtype)          # the last 3 users have no pair
+    items = rng.integers(1, ni, n).astype(dtype)               # item 0 has none
+    indptr, indices, item_ptr, item_users, inv = svdpp_implicit_csr(users, items, nu, ni)
+    code = np.unique(users.astype(np.int64) * ni + items)
+    pu, pi = code // ni, code % ni
+    assert code.size < n                                      # duplicates were there
+    np.testing.assert_array_equal(indptr, np.concatenate([[0], np.cumsum(np.bincount(pu, minlength=nu))]))
+    np.testing.assert_array_equal(indices, pi)
+    by_item = np.lexsort((pu, pi))
+    np.testing.assert_array_equal(item_ptr, np.concatenate([[0], np.cumsum(np.bincount(pi, minlength=ni))]))
+    np.testing.assert_array_equal(item_users, pu[by_item])
+    cnt = np.bincount(pu, minlength=nu)
+    np.testing.assert_allclose(inv, np.where(cnt > 0, 1 / np.sqrt(np.maximum(cnt, 1)), 0.0), rtol=1e-15)
