@@ -72,8 +72,10 @@ class _Rows:
         """Pointer to the first element of row ``r`` and the row length."""
         ctx, bld = self.context, self.builder
         ary = ctx.make_array(aryty)(ctx, bld, ary_val)
-        k = cgutils.unpack_tuple(bld, ary.shape, 2)[1]
+        n, k = cgutils.unpack_tuple(bld, ary.shape, 2)
         stride = cgutils.unpack_tuple(bld, ary.strides, 2)[0]
+        # a negative row counts from the end, as in A[r] (no bounds check, as in Numba)
+        r = bld.select(bld.icmp_signed("<", r, ir.Constant(self.intp, 0)), bld.add(r, n), r)
         base = bld.ptrtoint(ary.data, self.intp)
         addr = bld.add(base, bld.mul(r, stride))
         return bld.inttoptr(addr, ir.PointerType(self.scal)), k

@@ -65,6 +65,7 @@ def test_row_operations_match_numpy(dtype, layout):
         others_a = np.arange(5) != 2
         others_b = np.arange(4) != 3
         assert np.array_equal(A[others_a], A0[others_a]) and np.array_equal(B[others_b], B0[others_b])
+        assert _dot(A, -3, B, -1) == _dot(A, 2, B, 3)          # negative rows count from the end
         A1, B1 = A.copy(), B.copy()
         _axpby(A, 0, B, 1, 1.5, 0.25)
         np.testing.assert_allclose(A[0], dtype(1.5) * A1[0] + dtype(0.25) * B1[1], rtol=tol, atol=tol)
