@@ -76,8 +76,10 @@ def test_multithreaded_workqueue_workers_are_detected_and_safe():
         rng = np.random.default_rng(0)
         X = rng.normal(size=(16000, 6))  # 4000-row blocks: parallel kernel launches
         y = (X[:, 0] + rng.normal(size=16000) > 0).astype(float)
+        # client passed explicitly: in a full CI run the "current" client once was an
+        # earlier test's client still shutting down ("No scheduler connected")
         res = glm.fit(da.from_array(X, chunks=(4000, -1)), y, loss="logistic", lam=1e-3,
-                      tol=1e-12)
+                      tol=1e-12, client=client)
         ref = glm.fit(X, y, loss="logistic", lam=1e-3, solver="lbfgs", tol=1e-12)
         np.testing.assert_allclose(res.coef, ref.coef, atol=1e-8)
         # the worker survived every concurrent task
