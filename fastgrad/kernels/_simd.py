@@ -1,21 +1,22 @@
 """Row operations on 64-byte vectors, for the factor rows of the MF kernels.
 
-``row_dot(A, a, B, b)`` is ``A[a] . B[b]`` (``row_dot64``: accumulated in float64); ``row_step(A, a, B, b, s, l)`` is the paired
-SGD update ``A[a] <- s A[a] + l B[b]``, ``B[b] <- s B[b] + l A_old[a]``; ``row_axpby(A, a,
-B, b, s, l)`` is its one-sided half ``A[a] <- s A[a] + l B[b]``. Each is a plain loop for
-any array, and, for C-contiguous 2-D float32 or float64 arrays of one dtype, LLVM vector code
-written here: ``<16 x float>`` / ``<8 x double>`` chunks (one AVX-512 register), fused
-multiply-adds, and a masked load/store for the last partial chunk.
+``row_dot(A, a, B, b)`` is ``A[a] . B[b]`` in the arrays' dtype; ``row_dot64`` the same in
+float64 (float32 chunks are widened before they are multiplied); ``row_step(A, a, B, b, s,
+l)`` is the paired SGD update ``A[a] <- s A[a] + l B[b]``, ``B[b] <- s B[b] + l A_old[a]``;
+``row_axpby(A, a, B, b, s, l)`` is its one-sided half ``A[a] <- s A[a] + l B[b]``. Each is a
+plain loop for any array, and, for C-contiguous 2-D float32 or float64 arrays of one dtype,
+LLVM vector code written here: ``<16 x float>`` / ``<8 x double>`` chunks (one AVX-512
+register), fused multiply-adds, and a masked load/store for the last partial chunk.
 
 Why not leave it to LLVM: the auto-vectorised loops of :func:`fastgrad.kernels.mf_sgd_step`
 used 32-byte vectors, a run-time alias check between the two rows and a scalar remainder
 loop, and on a 100-factor row that was 1.3-1.4x slower than this code (2-vCPU Intel Xeon,
 AVX-512). The summation order of :func:`row_dot` is fixed (chunk ``c`` into accumulator
-``c mod 2``, the partial chunk too, then a halving horizontal sum), so it depends on
-the row length only -- not on alignment, the machine's vector width or the thread count;
-its result differs from a sequential loop's in the last bits, and zero padding of the rows to
-whole chunks changes none. On a CPU without 512-bit
-registers LLVM splits the vectors into the ones it has, with the same results.
+``c mod 2``, the partial chunk too, then a halving horizontal sum), so it depends on the
+row length only -- not on alignment or the thread count; its result differs from a
+sequential loop's in the last bits, and zero padding of the rows to whole chunks changes
+none. On a CPU without 512-bit registers LLVM splits the vectors into the ones it has,
+with the same results wherever it has fused multiply-adds.
 """
 import numpy as np
 from llvmlite import ir
@@ -65,8 +66,7 @@ class _Rows:
             f"llvm.masked.store.{tag}.p0")
         self.align = ir.Constant(_I32, self.size)
         self.zero = ir.Constant(self.vec, [0.0] * self.w)
-        lanes = ir.Constant(ir.VectorType(self.intp, self.w), list(range(self.w)))
-        self.lane_index = lanes
+        self.lane_index = ir.Constant(ir.VectorType(self.intp, self.w), list(range(self.w)))
 
     def row(self, aryty, ary_val, r):
         """Pointer to the first element of row ``r`` and the row length."""
@@ -80,10 +80,12 @@ class _Rows:
         addr = bld.add(base, bld.mul(r, stride))
         return bld.inttoptr(addr, ir.PointerType(self.scal)), k
 
-    def splat(self, x):
+    def splat(self, x, vt=None):
+        """A vector (of type ``vt``, default the chunk type) with every lane ``x``."""
         bld = self.builder
-        v = bld.insert_element(ir.Constant(self.vec, ir.Undefined), x, ir.Constant(_I32, 0))
-        return bld.shuffle_vector(v, ir.Constant(self.vec, ir.Undefined),
+        vt = self.vec if vt is None else vt
+        v = bld.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(_I32, 0))
+        return bld.shuffle_vector(v, ir.Constant(vt, ir.Undefined),
                                   ir.Constant(ir.VectorType(_I32, self.w), [0] * self.w))
 
     def ptr(self, row, f):
@@ -96,15 +98,9 @@ class _Rows:
         self.builder.store(v, self.ptr(row, f), align=self.size)
 
     def tail_mask(self, rem):
-        bld = self.builder
-        return bld.icmp_signed("<", self.lane_index, self._splat_int(rem))
-
-    def _splat_int(self, x):
-        bld = self.builder
-        vt = ir.VectorType(self.intp, self.w)
-        v = bld.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(_I32, 0))
-        return bld.shuffle_vector(v, ir.Constant(vt, ir.Undefined),
-                                  ir.Constant(ir.VectorType(_I32, self.w), [0] * self.w))
+        """Lanes ``0..rem-1`` of a chunk."""
+        return self.builder.icmp_signed(
+            "<", self.lane_index, self.splat(rem, ir.VectorType(self.intp, self.w)))
 
     def mload_(self, row, f, mask):
         return self.builder.call(self.mload, [self.ptr(row, f), self.align, mask, self.zero])
