@@ -117,6 +117,43 @@ def test_epoch_is_single_steps_in_order(dtype, k):
         assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("layout", ["same", "overlap", "reversed", "disjoint_views"])
+def test_epoch_with_p_and_q_sharing_memory_is_single_steps_in_order(layout):
+    # Users may pass factor arrays that share memory (views of one buffer). An epoch must
+    # still be the single steps in order: bit for bit if P and Q do not overlap, up to
+    # rounding if they do (the compiled epoch and the single steps may then contract
+    # different multiply-adds).
+    rng = np.random.default_rng(4)
+    n, k = 300, 16
+    buf = rng.normal(0, 0.3, (12, k))
+    if layout == "same":
+        P, Q = buf[:6], buf[:6]
+    elif layout == "overlap":
+        P, Q = buf[:6], buf[3:9]               # Q's rows 0..2 are P's rows 3..5
+    elif layout == "reversed":
+        P, Q = buf[5::-1], buf[3:9]            # negative stride, overlapping
+    else:
+        P, Q = buf[:6], buf[6:]                # one buffer, no shared byte
+    users, items = rng.integers(0, 6, n), rng.integers(0, 6, n)
+    r = rng.uniform(1, 5, n)
+    bu, bi = np.zeros(6), np.zeros(6)
+    ref_buf = buf.copy()
+    views = {"same": (ref_buf[:6], ref_buf[:6]), "overlap": (ref_buf[:6], ref_buf[3:9]),
+             "reversed": (ref_buf[5::-1], ref_buf[3:9]), "disjoint_views": (ref_buf[:6], ref_buf[6:])}
+    Pr, Qr = views[layout]
+    bur, bir = bu.copy(), bi.copy()
+    sse_ref = sum(mf_sgd_step(users[t], items[t], r[t], 3.0, bur, bir, Pr, Qr, 0.01, 0.05, 0.02)
+                  for t in range(n))
+    sse = mf_sgd_epoch(users, items, r, 3.0, bu, bi, P, Q, 0.01, 0.05, 0.02)
+    if layout == "disjoint_views":
+        assert sse == sse_ref
+        assert np.array_equal(buf, ref_buf) and np.array_equal(bu, bur) and np.array_equal(bi, bir)
+    else:
+        assert sse == pytest.approx(sse_ref, rel=1e-12)
+        for got, want in ((buf, ref_buf), (bu, bur), (bi, bir)):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
 def test_blocked_epoch_with_one_block_equals_serial(rng):
     users, items, r = _small_data(rng)
     a = _params(rng)

@@ -224,3 +224,44 @@ def test_lbfgs_backs_off_from_non_finite_values_and_reports_a_wrong_gradient():
         bad = lbfgs(lambda x: (float(x @ x), -2 * x), np.ones(3))
     assert not bad.converged and bad.info["status"] == 2
     np.testing.assert_array_equal(bad.x, np.ones(3))
+
+
+def _two_loop_reference(g, pairs):
+    """Nocedal & Wright Alg. 7.4 with ``gamma = s.y / y.y`` of the newest pair (plain loops)."""
+    q = g.copy()
+    if not pairs:
+        return q
+    alphas = []
+    for s, y in reversed(pairs):
+        al = (s @ q) / (s @ y)
+        alphas.append(al)
+        q = q - al * y
+    s, y = pairs[-1]
+    q = q * (s @ y) / (y @ y)
+    for (s, y), al in zip(pairs, reversed(alphas)):
+        q = q + (al - (y @ q) / (s @ y)) * s
+    return q
+
+
+@pytest.mark.parametrize("m", [1, 3, 7])
+def test_lbfgs_memory_product_equals_the_two_loop_recursion(m):
+    # the matrix form of the recursion, with pairs added, dropped (memory full) and cleared
+    from fastgrad.solvers.lbfgs import _Memory
+    rng = np.random.default_rng(m)
+    n = 40
+    B = rng.standard_normal((n, n))
+    H = B @ B.T / n + 0.1 * np.eye(n)                     # s.y > 0 for every pair
+    mem, pairs = _Memory(n, m), []
+    for t in range(3 * m + 5):
+        if t == 2 * m + 1:
+            mem.clear()
+            pairs = []
+        g = rng.standard_normal(n)
+        np.testing.assert_allclose(mem.apply(g), _two_loop_reference(g, pairs), rtol=1e-10, atol=1e-12)
+        s = rng.standard_normal(n)
+        y = H @ s
+        mem.push(s, y, float(s @ y), float(y @ y))
+        pairs = (pairs + [(s, y)])[-m:]
+        assert mem.k == len(pairs)
+    g = rng.standard_normal(n)
+    np.testing.assert_allclose(mem.apply(g), _two_loop_reference(g, pairs), rtol=1e-10, atol=1e-12)
