@@ -794,7 +794,8 @@ class _Frame:
     (:func:`_padded_rows`: zero columns up to whole 64-byte vectors, aligned rows) --
     whole ML-100k-shaped fits with 100 factors 8% (float32) and 23% (float64) faster
     (2-vCPU Intel Xeon, AVX-512), the same bits: the kernels' row operations give the same
-    results on zero-padded rows, and the pad stays zero. Without either (Dask, SVD++, fold-in) the model's own arrays are used.
+    results on zero-padded rows, and the pad stays zero. Without either (Dask, SVD++,
+    fold-in) the model's own arrays are used.
     """
 
     def __init__(self, trainer, pad=False):

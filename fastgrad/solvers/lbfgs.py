@@ -212,19 +212,22 @@ class _Memory:
         self.rho = np.empty(m)
         self.clear()
 
+    @property
+    def k(self):
+        """Pairs held."""
+        return self.idx.size
+
     def clear(self):
-        self.k = 0                         # pairs held
         self.filled = 0                    # storage slots written since the last clear
-        self.order = []                    # their slots, oldest first
-        self.idx = np.empty(0, dtype=np.intp)
+        self.idx = np.empty(0, dtype=np.intp)   # the slots of the pairs held, oldest first
         self.gamma = 1.0
 
     def push(self, s, y, sy, yy):
         """Add the pair ``(s, y)`` (``sy = s.y > 0``, ``yy = y.y``), dropping the oldest
         if ``m`` are held."""
-        m, k = self.m, self.k
+        m, k, kept = self.m, self.k, self.idx
         if k == m:
-            slot = self.order.pop(0)
+            slot, kept = kept[0], kept[1:]
             k -= 1
             self.Uinv[:k, :k] = self.Uinv[1:m, 1:m].copy()
             self.Linv[:k, :k] = self.Linv[1:m, 1:m].copy()
@@ -232,7 +235,7 @@ class _Memory:
         else:
             slot = self.filled
             self.filled += 1
-        v = (self.S[:self.filled] @ y)[np.asarray(self.order, dtype=np.intp)]   # s_i . y, old pairs
+        v = (self.S[:self.filled] @ y)[kept]              # s_i . y for the pairs kept
         Ui, Li = self.Uinv, self.Linv
         Ui[:k, k] = -(Ui[:k, :k] @ (self.rho[:k] * v))
         Ui[k, :k] = 0.0
@@ -242,9 +245,7 @@ class _Memory:
         self.rho[k] = 1.0 / sy
         self.S[slot] = s
         self.Y[slot] = y
-        self.order.append(slot)
-        self.k = k + 1
-        self.idx = np.asarray(self.order, dtype=np.intp)
+        self.idx = np.append(kept, slot)
         self.gamma = sy / yy
 
     def apply(self, g):

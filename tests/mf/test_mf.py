@@ -125,22 +125,17 @@ def test_epoch_with_p_and_q_sharing_memory_is_single_steps_in_order(layout):
     # different multiply-adds).
     rng = np.random.default_rng(4)
     n, k = 300, 16
+    views = {"same": lambda b: (b[:6], b[:6]),
+             "overlap": lambda b: (b[:6], b[3:9]),           # Q's rows 0..2 are P's rows 3..5
+             "reversed": lambda b: (b[5::-1], b[3:9]),       # negative stride, overlapping
+             "disjoint_views": lambda b: (b[:6], b[6:])}     # one buffer, no shared byte
     buf = rng.normal(0, 0.3, (12, k))
-    if layout == "same":
-        P, Q = buf[:6], buf[:6]
-    elif layout == "overlap":
-        P, Q = buf[:6], buf[3:9]               # Q's rows 0..2 are P's rows 3..5
-    elif layout == "reversed":
-        P, Q = buf[5::-1], buf[3:9]            # negative stride, overlapping
-    else:
-        P, Q = buf[:6], buf[6:]                # one buffer, no shared byte
+    ref_buf = buf.copy()
+    P, Q = views[layout](buf)
+    Pr, Qr = views[layout](ref_buf)
     users, items = rng.integers(0, 6, n), rng.integers(0, 6, n)
     r = rng.uniform(1, 5, n)
     bu, bi = np.zeros(6), np.zeros(6)
-    ref_buf = buf.copy()
-    views = {"same": (ref_buf[:6], ref_buf[:6]), "overlap": (ref_buf[:6], ref_buf[3:9]),
-             "reversed": (ref_buf[5::-1], ref_buf[3:9]), "disjoint_views": (ref_buf[:6], ref_buf[6:])}
-    Pr, Qr = views[layout]
     bur, bir = bu.copy(), bi.copy()
     sse_ref = sum(mf_sgd_step(users[t], items[t], r[t], 3.0, bur, bir, Pr, Qr, 0.01, 0.05, 0.02)
                   for t in range(n))
