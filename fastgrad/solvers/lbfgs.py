@@ -235,6 +235,8 @@ class _Memory:
         else:
             slot = self.filled
             self.filled += 1
+        self.S[slot] = s                   # first: no product below reads an unwritten slot
+        self.Y[slot] = y
         v = (self.S[:self.filled] @ y)[kept]              # s_i . y for the pairs kept
         Ui, Li = self.Uinv, self.Linv
         Ui[:k, k] = -(Ui[:k, :k] @ (self.rho[:k] * v))
@@ -243,8 +245,6 @@ class _Memory:
         Li[:k, k] = 0.0
         Ui[k, k] = Li[k, k] = 1.0
         self.rho[k] = 1.0 / sy
-        self.S[slot] = s
-        self.Y[slot] = y
         self.idx = np.append(kept, slot)
         self.gamma = sy / yy
 

@@ -252,6 +252,7 @@ def test_lbfgs_memory_product_equals_the_two_loop_recursion(m):
     B = rng.standard_normal((n, n))
     H = B @ B.T / n + 0.1 * np.eye(n)                     # s.y > 0 for every pair
     mem, pairs = _Memory(n, m), []
+    mem.S[:] = mem.Y[:] = 1e308           # storage not yet written must never be read
     for t in range(3 * m + 5):
         if t == 2 * m + 1:
             mem.clear()
@@ -260,7 +261,8 @@ def test_lbfgs_memory_product_equals_the_two_loop_recursion(m):
         np.testing.assert_allclose(mem.apply(g), _two_loop_reference(g, pairs), rtol=1e-10, atol=1e-12)
         s = rng.standard_normal(n)
         y = H @ s
-        mem.push(s, y, float(s @ y), float(y @ y))
+        with np.errstate(all="raise"):
+            mem.push(s, y, float(s @ y), float(y @ y))
         pairs = (pairs + [(s, y)])[-m:]
         assert mem.k == len(pairs)
     g = rng.standard_normal(n)
