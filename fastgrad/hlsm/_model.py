@@ -220,8 +220,9 @@ class HLSMResult:
         Wall-clock seconds spent in :func:`fit`.
     stages : dict
         Per solver stage (``"multilevel start"``, ``"shared L-BFGS"``,
-        ``"smoothed L-BFGS"``, ``"proximal gradient"``): iterations,
-        function evaluations and seconds.
+        ``"smoothed L-BFGS"``, ``"quasi-Newton"``, ``"proximal gradient"``):
+        iterations, function evaluations and seconds (``"quasi-Newton"``: the
+        L-BFGS rounds of :class:`SolverOptions`, also its ``"smoothed rounds"``).
     position_ridge : float
         The ridge on the shared positions used (``fit``'s ``position_ridge``; 0: none).
     """

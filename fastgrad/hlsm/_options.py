@@ -20,19 +20,27 @@ class SolverOptions:
     quasi_newton : bool, default=True
         L-BFGS rounds alternating with proximal gradient (which applies the
         stopping rule, so the optimum is the same): on the whole problem at
-        ``lam == 0``, for ``lam > 0`` on the problem restricted to the non-zero
-        groups while they are few (``max_active_share``; with many, some small,
-        that problem is badly conditioned and proximal gradient goes on alone).
-        Not used after a multilevel start (see ``smooth_stage``), with a
-        ``callback`` or on a Dask client, nor by the fits of ``fit_cv`` unless it
-        is given ``solver_options`` (its held-out scores were better without).
+        ``lam == 0``; for ``lam > 0`` on the problem restricted to the non-zero
+        groups while they are few (``max_active_share``), and with more (some
+        small, where that problem is badly conditioned) on the Huber-smoothed
+        penalty once proximal gradient alone has not converged within
+        ``prox_iter_many_active`` iterations (small ``lam``: proximal gradient
+        alone often stopped at ``max_iter`` there). Not used after a multilevel
+        start (see ``smooth_stage``), with a ``callback`` or on a Dask client,
+        nor by the fits of ``fit_cv`` unless it is given ``solver_options`` (its
+        held-out scores were better without).
     qn_tol, qn_max_iter : float, int
         Stopping rule of each L-BFGS round (at least ``1e-3 * tol`` and at most ``max_iter``
         of the fit: a loose fit does not pay for a tight quasi-Newton stage).
     prox_iter_per_round, max_rounds : int
         Proximal-gradient iterations between L-BFGS rounds, and the number of rounds.
     max_active_share : float
-        L-BFGS rounds only while at most this share of the groups ``eps_ik`` is non-zero.
+        L-BFGS rounds on the non-zero groups only while at most this share of the
+        groups ``eps_ik`` is non-zero.
+    prox_iter_many_active : int, default=1000
+        With more non-zero groups, proximal gradient runs this many iterations alone
+        before the first L-BFGS round on the smoothed penalty (width ``smooth_mu``,
+        ten times narrower in each later round).
     node_precondition : bool, default=True
         Per-node diagonal preconditioning from degrees (see ``node_smooth``).
     node_smooth : float, default=0.05
@@ -63,6 +71,7 @@ class SolverOptions:
     prox_iter_per_round: int = 30
     max_rounds: int = 6
     max_active_share: float = 0.1
+    prox_iter_many_active: int = 1000
     node_precondition: bool = True
     node_smooth: float = 0.05
     multilevel_min_n: int = 4000

@@ -340,18 +340,29 @@ def _restricted(prob, x, active):
     return fun, keep
 
 
+def _penalised(prob, x):
+    return prob.fun_value(x) + prob.penalty(x)
+
+
 def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, stages, work, opts):
-    """Minimise the penalised objective by L-BFGS on the non-zero groups, alternating with
-    proximal gradient (which adds and removes groups and applies the stopping rule of
-    :func:`fit`, so the optimum is that of proximal gradient alone).
+    """Minimise the penalised objective by L-BFGS rounds alternating with proximal gradient
+    (which adds and removes groups and applies the stopping rule of :func:`fit`, so the
+    optimum is that of proximal gradient alone).
 
     Round r: proximal gradient for at most ``opts.prox_iter_per_round`` iterations (all of
-    ``max_iter`` in the last round); if it has not converged, L-BFGS on the
-    objective restricted to the groups that are non-zero there (smooth: each
-    ``||eps_ik||`` away from 0), from its end point. ``lam = 0`` starts with
-    L-BFGS on the (smooth) whole problem. Returns the last proximal-gradient
-    :class:`SolverResult` with ``n_iter`` the total of its rounds and the
-    ``history`` of all rounds.
+    ``max_iter`` in the last round); if it has not converged, L-BFGS from its end point on
+
+    * the objective restricted to the groups that are non-zero there (smooth: each
+      ``||eps_ik||`` away from 0), while they are at most ``opts.max_active_share`` of all;
+    * with more (some of them small, where the restricted problem is badly conditioned:
+      curvature ``lam / ||eps_ik||``), once proximal gradient alone has run
+      ``opts.prox_iter_many_active`` iterations without converging, the Huber-smoothed
+      penalty (:meth:`_Problem.smoothed`, width ``opts.smooth_mu``, ten times narrower
+      each such round), whose end point is kept if the penalised objective is lower there.
+
+    ``lam = 0`` starts with L-BFGS on the (smooth) whole problem. Returns the last
+    proximal-gradient :class:`SolverResult` with ``n_iter`` the total of its rounds and
+    the ``history`` of all rounds.
     """
     from ..solvers import lbfgs
     K, n, d = prob.K, prob.n, prob.d
@@ -361,36 +372,45 @@ def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, s
     qn_tol = max(opts.qn_tol, 1e-3 * tol)
     qn_max_iter = min(opts.qn_max_iter, max_iter)
     x = x0
-    hist, n_prox, n_qn, n_fev = [], 0, 0, 0
+    hist, n_prox, n_qn, n_fev, n_smooth = [], 0, 0, 0, 0
     t_qn, t_pg = 0.0, 0.0
     sol = None
-    plain = False  # the rest by proximal gradient alone
+    many = False  # more non-zero groups than max_active_share: smoothed rounds, after a long prox run
+    mu = opts.smooth_mu
     gmap_ref = step = None
     for rnd in range(opts.max_rounds):
         fun = None
+        smoothed = False
         t1 = time.perf_counter()
         if rnd > 0 or lam == 0:
             if lam == 0:
                 fun, keep = prob.fun, np.ones(x.size, dtype=bool)
             else:
                 active = np.any(x[prob.se].reshape(K, n, d) != 0.0, axis=-1)
-                if active.mean() > opts.max_active_share:
-                    # many non-zero groups, some of them small: the restricted problem is badly
-                    # conditioned (curvature lam / ||eps_ik||), proximal gradient does better
-                    plain = True
-                else:
+                if active.mean() <= opts.max_active_share:
                     fun, keep = _restricted(prob, x, active)
-        if (rnd > 0 or lam == 0) and fun is not None:
+                elif many:
+                    fun, keep, smoothed = prob.smoothed(mu), np.ones(x.size, dtype=bool), True
+                    mu *= 0.1
+                else:
+                    many = True  # proximal gradient alone first: it often converges
+        if fun is not None:
             with threads_for(work):
                 qn = lbfgs(fun, x[keep], tol=qn_tol, gtol=0.0, max_iter=qn_max_iter, m=20, warn=False,
                            name="hlsm quasi-Newton")
-            x = x.copy()
-            x[keep] = qn.x
+            x_qn = x.copy()
+            x_qn[keep] = qn.x
+            # the smoothed minimiser is not the penalised one: keep it only if it is better
+            # there (the objective of the proximal-gradient runs keeps going down)
+            if not smoothed or _penalised(prob, x_qn) < _penalised(prob, x):
+                x = x_qn
             n_qn += qn.n_iter
             n_fev += qn.info.get("n_fev") or 0
+            n_smooth += smoothed
             t_qn += time.perf_counter() - t1
-        last = rnd == opts.max_rounds - 1 or plain
-        budget = max_iter - n_prox if last else min(opts.prox_iter_per_round, max_iter - n_prox)
+        last = rnd == opts.max_rounds - 1
+        per_round = opts.prox_iter_many_active if many and not smoothed else opts.prox_iter_per_round
+        budget = max_iter - n_prox if last else min(per_round, max_iter - n_prox)
         t1 = time.perf_counter()
         with threads_for(work):
             sol = proximal_gradient(prob.fun, x, prox=prob.prox, penalty=prob.penalty, fun_value=prob.fun_value,
@@ -406,9 +426,9 @@ def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, s
         n_prox += sol.n_iter
         hist.append(sol.history if not hist else sol.history[1:])
         x = sol.x
-        if sol.converged or n_prox >= max_iter or plain:
+        if sol.converged or n_prox >= max_iter:
             break
-    stages["quasi-Newton"] = {"n_iter": n_qn, "n_fev": n_fev, "seconds": t_qn}
+    stages["quasi-Newton"] = {"n_iter": n_qn, "n_fev": n_fev, "seconds": t_qn, "smoothed rounds": n_smooth}
     stages["proximal gradient"] = {"n_iter": n_prox, "n_fev": None, "seconds": t_pg}
     stages["proximal gradient rounds"] = rnd + 1
     sol.n_iter = n_prox

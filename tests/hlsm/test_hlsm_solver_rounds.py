@@ -1,10 +1,14 @@
 """The L-BFGS rounds of hlsm.fit at lam > 0 reach proximal gradient's optimum in far fewer
-iterations, and a resumed proximal-gradient solve stops on its first run's scale."""
+iterations, small lam (many non-zero groups) converges where proximal gradient alone stalls,
+and a resumed proximal-gradient solve stops on its first run's scale."""
+import warnings
+
 import numpy as np
 import pytest
 
 from fastgrad import datasets, hlsm
 from fastgrad.solvers import proximal_gradient
+from test_hlsm_scale import _kkt_residual  # tests/hlsm/ is on sys.path (no __init__.py)
 
 
 def _lasso(rng, n=80, p=30, lam=0.1):
@@ -66,14 +70,34 @@ def test_lbfgs_rounds_reach_the_proximal_gradient_optimum_at_positive_lam(lam):
 
 
 def test_many_nonzero_groups_leave_proximal_gradient_alone():
-    # lam = 3 on aucs: 64 of 305 deviations non-zero (over max_active_share): no L-BFGS,
-    # and the fit is that of proximal gradient without rounds, iteration for iteration
+    # lam = 3 on aucs: 64 of 305 deviations non-zero (over max_active_share) and proximal
+    # gradient converges within prox_iter_many_active: no L-BFGS, and the fit is that of
+    # proximal gradient without rounds, iteration for iteration
     data = datasets.load_aucs()
     rounds = hlsm.fit(data, 3.0, random_state=0)
     plain = hlsm.fit(data, 3.0, random_state=0, solver_options={"quasi_newton": False})
     assert rounds.stages["quasi-Newton"]["n_iter"] == 0
     assert rounds.n_iter == plain.n_iter
     assert rounds.objective == pytest.approx(plain.objective, rel=1e-12)
+
+
+def test_small_lam_converges_by_smoothed_rounds_where_proximal_gradient_stalls():
+    # Florentine families, lam = 0.3: about half the deviations non-zero, some tiny; proximal
+    # gradient alone (as the fit ran before the smoothed rounds) stops at max_iter far from
+    # stationary, the rounds on the Huber-smoothed penalty reach a lower, stationary point
+    data = datasets.load_florentine()
+    lam, kw = 0.3, dict(dim=2, random_state=0, sociality=None)
+    fit = hlsm.fit(data, lam, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = hlsm.fit(data, lam, solver_options={"quasi_newton": False}, **kw)
+    assert not alone.converged and alone.n_iter == 5000
+    assert fit.converged and fit.stages["quasi-Newton"]["smoothed rounds"] > 0
+    assert fit.deviating.mean() > 0.1  # over max_active_share
+    assert fit.objective < alone.objective - 0.5
+    # the optimality conditions, with the gradient of hlsm.nll_and_grad in the model's coordinates
+    assert _kkt_residual(data.Y, fit, lam, data.directed) < 2e-3 < 0.1 < _kkt_residual(data.Y, alone, lam,
+                                                                                      data.directed)
 
 
 def test_fit_cv_fits_by_proximal_gradient_unless_told():
