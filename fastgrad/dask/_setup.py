@@ -45,21 +45,30 @@ def get_client(client=None):
     Raises
     ------
     ValueError
-        If no client is given and none is active.
+        If no client is given and none is active (a current client that is closing or
+        closed does not count), or the given client is closing or closed.
     """
     from distributed import Client
     if client is not None:
         if not isinstance(client, Client):
             raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
+        if client.status in _CLOSED:
+            raise ValueError(f"client is {client.status}: pass an open distributed.Client")
         return client
     from distributed import get_client as _current
     try:
-        return _current()
+        current = _current()
     except ValueError:
+        current = None
+    if current is None or current.status in _CLOSED:
         raise ValueError(
             "fitting on a dask array needs a dask.distributed Client: create one first, e.g. "
             "`from distributed import Client; client = Client(fastgrad.dask.local_cluster())`, "
             "or pass client=") from None
+    return current
+
+
+_CLOSED = ("closing", "closed")
 
 
 _PROBE = {}

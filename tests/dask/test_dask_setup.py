@@ -50,6 +50,26 @@ def test_no_client_is_a_clear_error():
         fd.check_client()
 
 
+def test_closed_client_is_a_clear_error():
+    cluster = fd.local_cluster(1, numba_threads=1)
+    client = Client(cluster)
+    client.close()
+    cluster.close()
+    X = da.from_array(np.ones((10, 2)), chunks=(5, 2))
+    with pytest.raises(ValueError, match="client is closed"):
+        glm.fit(X, np.ones(10), client=client)
+    with pytest.raises(ValueError, match="client is closed"):
+        fd.get_client(client)
+    with pytest.raises(TypeError, match="distributed.Client"):
+        fd.get_client("tcp://127.0.0.1:8786")
+    # a "current" client still shutting down (as an earlier test's once was in CI) is none
+    import distributed
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(distributed, "get_client", lambda: client)
+        with pytest.raises(ValueError, match="needs a dask.distributed Client"):
+            fd.get_client()
+
+
 def test_safe_cluster_and_options():
     with fd.local_cluster(2, numba_threads=1) as cluster, Client(cluster) as client:
         info = fd.check_client(client, on_unsafe="raise")
