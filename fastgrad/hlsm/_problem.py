@@ -340,10 +340,6 @@ def _restricted(prob, x, active):
     return fun, keep
 
 
-def _penalised(prob, x):
-    return prob.fun_value(x) + prob.penalty(x)
-
-
 def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, stages, work, opts):
     """Minimise the penalised objective by L-BFGS rounds alternating with proximal gradient
     (which adds and removes groups and applies the stopping rule of :func:`fit`, so the
@@ -401,8 +397,9 @@ def _solve_active_set(prob, x0, lam, max_iter, tol, gtol, accelerate, verbose, s
             x_qn = x.copy()
             x_qn[keep] = qn.x
             # the smoothed minimiser is not the penalised one: keep it only if it is better
-            # there (the objective of the proximal-gradient runs keeps going down)
-            if not smoothed or _penalised(prob, x_qn) < _penalised(prob, x):
+            # there than the last proximal-gradient round's end point x, whose objective
+            # that round recorded (so the objective of the rounds keeps going down)
+            if not smoothed or prob.fun_value(x_qn) + prob.penalty(x_qn) < sol.history[-1]:
                 x = x_qn
             n_qn += qn.n_iter
             n_fev += qn.info.get("n_fev") or 0
