@@ -1,7 +1,8 @@
 """Dense multiplex data: :class:`DenseLayers` (an int8 array) and its compiled encoding."""
 import numpy as np
 
-from ._base import LayersBase, check_layer_shapes, classical_mds, ext_kernel, fast_kernels, finish_start
+from ._base import (LayersBase, check_layer_shapes, classical_mds, ext_kernel, fast_kernels, finish_start,
+                    hop_distances)
 
 __all__ = ["DenseLayers", "encode_layers", "encode_dense"]
 
@@ -97,11 +98,9 @@ class DenseLayers(LayersBase):
 
     def init_mds(self, dim, rng):
         """Classical MDS of geodesic distances of the union graph, then a scale and intercepts."""
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import shortest_path
         union = (self.Y == 1).any(axis=0)
         union = union | union.T
-        D = shortest_path(csr_matrix(union.astype(np.float64)), method="D", directed=False, unweighted=True)
+        D = hop_distances(union)
         ti, tj = np.nonzero(np.triu(union, 1))
         X = finish_start(classical_mds(D, dim), ti, tj, rng)
         return X, self.fit_intercepts(X, rng)

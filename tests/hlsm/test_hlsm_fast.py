@@ -295,6 +295,26 @@ def test_sparse_input_validation():
         encode_sparse([layers[0], sp.csr_matrix((31, 31))])
 
 
+@pytest.mark.parametrize("n, p", [(1, 0.0), (2, 0.0), (7, 0.3), (61, 0.05), (150, 0.008)])
+def test_hop_distances_match_scipy_shortest_path(n, p):
+    """The dense start's NumPy BFS gives scipy's unweighted shortest paths, components and
+    self-loops included, and batching the sources does not change them."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import shortest_path
+    from fastgrad.hlsm._base import hop_distances
+    rng = np.random.default_rng(n)
+    A = rng.random((n, n)) < p
+    A = A | A.T
+    np.fill_diagonal(A, rng.random(n) < 0.5)
+    ref = shortest_path(sp.csr_matrix(A.astype(np.float64)), method="D", directed=False, unweighted=True)
+    np.fill_diagonal(ref, 0.0)
+    D = hop_distances(A)
+    np.testing.assert_array_equal(D, ref)
+    np.testing.assert_array_equal(hop_distances(A, work=1), ref)     # one source per batch
+    if n == 150:
+        assert np.isinf(ref).any() and ref[np.isfinite(ref)].max() >= 4   # several components, long paths
+
+
 def test_pivot_mds_initialisation_recovers_geometry(monkeypatch):
     from fastgrad.hlsm import _sparse as _hlsm_sparse
     from fastgrad.hlsm._sparse import encode_sparse, init_mds_sparse
