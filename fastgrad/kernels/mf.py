@@ -311,31 +311,39 @@ def mf_rating_loss_grad(r, mu, bu_u, bi_i, p, q, reg, reg_bias, grad_p, grad_q):
 
 @njit(cache=True, inline="always", fastmath=_FASTMATH)
 def _sgd_update(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias, upd_u, upd_i):
-    """One SGD step on rating (u, i, r); returns the squared error before the step.
+    """One SGD step on rating (u, i, r); returns the squared error before the step (float64).
 
-    Works in the parameters' dtype (float32 or float64): the dot product and the
-    row updates run in it (:mod:`._simd`'s vector code for C-contiguous rows), with the
-    step scalars cast to it once; the error ``e`` and the returned ``e^2`` are float64.
+    Works in the parameters' dtype (float32 or float64) throughout: the dot product, the
+    error ``e = (r - (mu + bu[u] + bi[i])) - P[u].Q[i]`` and the updates run in it
+    (:mod:`._simd`'s vector code for C-contiguous rows), with the step scalars cast to it
+    once. The part of ``e`` without the dot product is ready before the dot product is,
+    so only one subtraction follows it; in float32 no value is widened to float64 and
+    narrowed back on the way from the dot product to the row update, the step's critical
+    path (ML-100k-shaped serial epochs 13-25% faster in float32, 2-vCPU Intel Xeon). Only
+    the returned ``e^2`` is formed in float64.
     """
-    e = r - (mu + bu[u] + bi[i] + row_dot(P, u, Q, i))
-    # p += lr (e q - reg p)  ==  (1 - lr reg) p + (lr e) q
-    shrink = 1.0 - lr * reg
-    le = lr * e
     bt = bu.dtype.type
+    a = bu[u]
+    b = bi[i]
+    e = (bt(r) - (bt(mu) + a + b)) - row_dot(P, u, Q, i)
+    # p += lr (e q - reg p)  ==  (1 - lr reg) p + (lr e) q
     lb = bt(lr)
     rb = bt(reg_bias)
-    eb = bt(e)
+    shrink = bt(1.0 - lr * reg)
+    le = lb * e
+    e64 = np.float64(e)
+    sq = e64 * e64        # here, before the branches: the caller's sum does not fuse it into an FMA
     if upd_u and upd_i:
-        bu[u] += lb * (eb - rb * bu[u])
-        bi[i] += lb * (eb - rb * bi[i])
+        bu[u] = a + lb * (e - rb * a)
+        bi[i] = b + lb * (e - rb * b)
         row_step(P, u, Q, i, shrink, le)
     elif upd_u:
-        bu[u] += lb * (eb - rb * bu[u])
+        bu[u] = a + lb * (e - rb * a)
         row_axpby(P, u, Q, i, shrink, le)
     elif upd_i:
-        bi[i] += lb * (eb - rb * bi[i])
+        bi[i] = b + lb * (e - rb * b)
         row_axpby(Q, i, P, u, shrink, le)
-    return e * e
+    return sq
 
 
 @njit(cache=True, inline="always", fastmath=_FASTMATH)
