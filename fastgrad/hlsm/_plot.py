@@ -93,7 +93,8 @@ def _plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 
     ``layout="fixed"`` sets margins in inches instead of measuring every text (tight_layout);
     ``ticks=False`` draws no axis ticks (the positions are identified only up to rotation and
     translation, and laying out the tick labels was most of the CLI plot's drawing time);
-    ``save_kw`` is passed on to ``savefig``; ``figure`` is a ``(fig, axes)`` pair from
+    ``save_kw`` is passed on to ``savefig`` (``"fast-png"``: a PNG written by :func:`_save_png`
+    instead, with a bare Agg figure); ``figure`` is a ``(fig, axes)`` pair from
     :func:`_bare_figure`, used if it has this plot's grid (else a new figure is made)."""
     K, n, d = result.eps.shape
     layers = list(range(K)) if layers is None else list(layers)
@@ -177,5 +178,51 @@ def _plot_hlsm(result, Y=None, *, layers=None, labels=None, path=None, dims=(0, 
         fig.subplots_adjust(left=edge / w, right=1 - 0.15 / w, bottom=(edge - 0.1) / h, top=1 - 0.75 / h,
                             wspace=0.15, hspace=0.75 / (h / nrows))
     if path is not None:
-        fig.savefig(path, dpi=dpi, **(save_kw or {}))
+        if save_kw == "fast-png":
+            _save_png(fig, path, dpi)
+        else:
+            fig.savefig(path, dpi=dpi, **(save_kw or {}))
     return fig
+
+
+def _save_png(fig, path, dpi):
+    """Render ``fig`` (an Agg figure) at ``dpi`` and write it as PNG: 8-bit RGB (RGBA if a
+    pixel is not opaque), unfiltered rows, zlib level 1, the resolution in ``pHYs``.
+
+    The same pixels as ``fig.savefig(path, dpi=dpi)`` (which renders the same way and writes
+    RGBA): for the command line's plot (1512 x 960 pixels), Pillow's encoder took 80-115 ms
+    even at ``compress_level=1`` (it tries every row filter) and this 20-35 ms, for a smaller
+    file (256 kB against 305 kB).
+    """
+    import struct
+    import zlib
+
+    from matplotlib import __version__ as mpl_version
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    old = fig.dpi
+    fig.dpi = dpi                                   # as savefig does, for the rendering only
+    try:
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())
+    finally:
+        fig.dpi = old
+    h, w, _ = rgba.shape
+    opaque = bool((rgba[:, :, 3] == 255).all())
+    px = rgba[:, :, :3] if opaque else rgba
+    rows = np.empty((h, 1 + w * px.shape[2]), dtype=np.uint8)
+    rows[:, 0] = 0                                  # filter type 0 (none) for every row
+    rows[:, 1:] = px.reshape(h, -1)
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    ppm = int(round(dpi / 0.0254))
+    png = (b"\x89PNG\r\n\x1a\n"
+           + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2 if opaque else 6, 0, 0, 0))
+           + chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1))
+           + chunk(b"tEXt", b"Software\x00" + f"Matplotlib version{mpl_version}, fastgrad".encode("latin-1"))
+           + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+           + chunk(b"IEND", b""))
+    with open(path, "wb") as fh:
+        fh.write(png)

@@ -108,3 +108,34 @@ def test_saving_the_plot_draws_it_once():
     fig.draw = lambda renderer: (calls.append(1), draw(renderer))[1]
     fig.savefig(io.BytesIO(), format="png")
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_fast_png_has_the_pixels_savefig_writes(tmp_path, transparent):
+    # the command line's PNG writer (unfiltered rows, zlib level 1) against matplotlib's savefig
+    # on the same figure: the same pixels, RGB when opaque, RGBA otherwise, the dpi recorded
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+    from PIL import Image
+    from fastgrad.hlsm._plot import _plot_hlsm, _save_png
+    data = datasets.load_florentine()
+    res = hlsm.fit(data, 3.0, random_state=0, max_iter=200)
+    fig = _plot_hlsm(res, Y=data, labels=True, pyplot=False, layout="fixed", ticks=False)
+    if transparent:
+        fig.patch.set_alpha(0.0)
+    dpi_before = fig.dpi
+    _save_png(fig, tmp_path / "fast.png", 90)
+    assert fig.dpi == dpi_before
+    fig.savefig(tmp_path / "ref.png", dpi=90)
+    a, b = imread(tmp_path / "fast.png"), imread(tmp_path / "ref.png")
+    assert b.shape[2] == 4 and a.shape[:2] == b.shape[:2] == (int(fig.get_size_inches()[1] * 90),
+                                                              int(fig.get_size_inches()[0] * 90))
+    assert a.shape[2] == (4 if transparent else 3)
+    assert np.array_equal(a, b[:, :, :a.shape[2]])
+    if not transparent:
+        assert (b[:, :, 3] == 1.0).all()
+    assert a.std() > 0.05
+    with Image.open(tmp_path / "fast.png") as im:
+        im.load()                                   # checks every chunk's CRC and the data
+        assert im.mode == ("RGBA" if transparent else "RGB")
+        assert np.allclose(im.info["dpi"], (90, 90), atol=0.01)
