@@ -43,24 +43,28 @@ def add_parser(subparsers):
 
 
 def run(args):
-    # the plot's process starts first: it imports matplotlib while this one imports numba and fits
-    # (on a first run it compiles the fit's largest kernel first, on the second core)
-    job = None if args.no_plot else _plotjob.start(precompile=_plotjob.first_fit_compiles())
-    try:
-        return _run(args, job)
-    finally:
-        if job is not None and not job.sent:
-            job.cancel()
-
-
-def _run(args, job):
     from .. import datasets
-    from .. import hlsm
     if args.edgelist:
         data = datasets.read_edgelist(args.edgelist, directed=args.directed)
         data.name = os.path.splitext(os.path.basename(args.edgelist))[0]
     else:
         data = datasets.load_dataset(args.dataset or "aucs")
+    # the plot's process starts next: it imports matplotlib while this one imports numba and fits
+    # (on a first run it compiles the fit's kernel first, on the second core)
+    job = None
+    if not args.no_plot:
+        K, n = data.Y.shape[0], data.Y.shape[1]
+        kernel = _plotjob.fit_kernel(K * n * n, data.directed)
+        job = _plotjob.start(precompile=kernel if _plotjob.first_fit_compiles(kernel) else False)
+    try:
+        return _run(args, job, data)
+    finally:
+        if job is not None and not job.sent:
+            job.cancel()
+
+
+def _run(args, job, data):
+    from .. import hlsm
     print(repr(data))
     if job is not None:
         job.prepare(data.Y.shape[0])
@@ -77,9 +81,10 @@ def _run(args, job):
     cv = None
     Y = data
     if job is not None and job.compiling:
-        # encode the layers (NumPy for small ones, else the encoding kernel compiles) and compile
-        # the positions transpose while the plot process compiles the likelihood's row kernel,
-        # then wait for that kernel to reach the cache (else the fit compiles it again)
+        # encode the layers (NumPy for small ones, else the encoding kernel compiles) and compile the
+        # positions transpose (which also imports numba and sets up its compiler, ~1 s, here rather
+        # than after the wait) while the plot process compiles the likelihood's kernel, then wait for
+        # that kernel to reach the cache (else the fit compiles it again)
         from ._layers import as_layers, use_sparse
         Y = as_layers(data, directed=data.directed, sparse=use_sparse(data, "auto"))
         from ..kernels.hlsm import compile_ext_helpers

@@ -42,7 +42,7 @@ class DenseLayers(LayersBase):
         """nll and gradients (z, alpha, so, ro, beta) of the model with node effects ``so``/``ro``
         (K, n) and covariates ``X`` (p, n, n) with coefficients ``beta`` (K, p)."""
         K, n, _ = z.shape
-        hlsm_nll_grad_ext = ext_kernel(K * n * n)
+        hlsm_nll_grad_ext = ext_kernel(K * n * n, self.directed)
         z = np.ascontiguousarray(z)
         p = X.shape[0]
         beta = np.ascontiguousarray(beta, dtype=np.float64).reshape(K, p)

@@ -13,9 +13,11 @@ matplotlib, the caller draws in its own process instead (:func:`draw_here`), so
 the output does not depend on which process drew it.
 
 On a first run (no Numba cache yet: :func:`first_fit_compiles`) the child first
-compiles the fit's largest kernel into the cache (``start(precompile=True)``:
-:func:`fastgrad.kernels.hlsm.compile_ext_rows`, about half of the first fit's
-compilation) on the second core, while this process encodes the layers;
+compiles the fit's kernel into the cache on the second core, while this process encodes
+the layers: ``start(precompile="pairs")`` compiles
+:func:`fastgrad.kernels.hlsm.hlsm_nll_grad_ext_pairs` (the whole kernel of a small
+undirected fit), ``start(precompile="rows")`` :func:`fastgrad.kernels.hlsm.compile_ext_rows`
+(about half of the compilation of the row kernels the other fits use).
 :meth:`PlotJob.wait_compiled` then waits for it before the fit asks for the kernel,
 which Numba loads from the cache instead of compiling it again.
 """
@@ -36,18 +38,35 @@ _FIELDS = ("eps", "b", "z", "deviating", "alpha", "lam", "directed", "layers", "
            "sociality", "sender", "receiver")
 
 
-def first_fit_compiles():
-    """True if the kernel :func:`fastgrad.kernels.hlsm.compile_ext_rows` builds has no Numba
-    cache files yet (checked without importing numba)."""
+#: what ``start(precompile=...)`` compiles: the cache-index name of the kernel and its compile function
+_PRECOMPILE = {"rows": ("_ext_rows", "compile_ext_rows"), "pairs": ("hlsm_nll_grad_ext_pairs", "compile_ext_pairs")}
+
+
+def fit_kernel(work, directed):
+    """``"pairs"`` or ``"rows"``: which kernel a fit of ``work`` = K n^2 dyads compiles first
+    (:func:`fastgrad.hlsm._base.uses_pair_kernel`; no numba import)."""
+    from ._base import uses_pair_kernel
+    return "pairs" if uses_pair_kernel(work, directed) else "rows"
+
+
+def first_fit_compiles(kernel="rows"):
+    """True if ``kernel`` (``"rows"``: what :func:`fastgrad.kernels.hlsm.compile_ext_rows` builds;
+    ``"pairs"``: :func:`fastgrad.kernels.hlsm.hlsm_nll_grad_ext_pairs`) has no Numba cache
+    files yet (checked without importing numba)."""
     import fastgrad
     from .._numba_cache import has_cache_index
     src = os.path.join(os.path.dirname(os.path.abspath(fastgrad.__file__)), "kernels", "hlsm.py")
-    return not has_cache_index(src, "_ext_rows")
+    return not has_cache_index(src, _PRECOMPILE[kernel][0])
 
 
 def start(precompile=False):
     """A :class:`PlotJob` whose child is importing matplotlib (after compiling the fit's
-    largest kernel, with ``precompile``), or None if it cannot start."""
+    kernel: ``precompile`` ``"rows"`` or ``"pairs"``, see the module docstring; ``True``
+    means ``"rows"``), or None if it cannot start."""
+    if precompile is True:
+        precompile = "rows"
+    if precompile and precompile not in _PRECOMPILE:
+        raise ValueError(f"precompile must be False, 'rows' or 'pairs', got {precompile!r}")
     import site
 
     import fastgrad
@@ -57,11 +76,11 @@ def start(precompile=False):
     if root not in sites:      # a source tree or PYTHONPATH entry: the child must import the same fastgrad
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(precompile=bool(precompile))],
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(precompile=repr(precompile or False))],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     except OSError:
         return None
-    return PlotJob(proc, compiling=bool(precompile))
+    return PlotJob(proc, compiling=precompile or False)
 
 
 def payload(res, Y):
@@ -77,8 +96,8 @@ class PlotJob:
     def __init__(self, proc, compiling=False):
         self.proc = proc
         self.sent = False
-        #: the child is compiling a kernel first (``start(precompile=True)``) and has not said
-        #: that it is done
+        #: the kernel the child is compiling first (``"rows"`` or ``"pairs"``, see :func:`start`),
+        #: until it has said that it is done; else False
         self.compiling = compiling
 
     def wait_compiled(self, timeout=120.0):
@@ -152,12 +171,12 @@ def draw_here(res, Y, path, **kw):
 
 
 def _serve(precompile=False):
-    """The child: (compile the fit's kernel, then) import matplotlib, then draw what arrives
-    on stdin; report on stdout."""
+    """The child: (compile the fit's kernel, ``precompile`` ``"rows"`` or ``"pairs"``, then)
+    import matplotlib, then draw what arrives on stdin; report on stdout."""
     if precompile:
         try:
-            from ..kernels.hlsm import compile_ext_rows
-            compile_ext_rows()
+            from ..kernels import hlsm as kernels
+            getattr(kernels, _PRECOMPILE["rows" if precompile is True else precompile][1])()
             print("compiled ok", flush=True)
         except Exception as exc:  # the parent then compiles it itself
             print(f"compiled failed {type(exc).__name__}: {exc}", flush=True)

@@ -356,7 +356,7 @@ def nll_grad_sparse_ext(S, z, alpha, so, ro, *, with_grad=True, per_layer=False)
     from ..kernels.hlsm import hlsm_dyad_correction
     z = np.ascontiguousarray(z)
     K, n, d = z.shape
-    hlsm_nll_grad_ext = ext_kernel(K * n * n)
+    hlsm_nll_grad_ext = ext_kernel(K * n * n, S.directed)
     gz, ga = np.zeros_like(z), np.zeros(K)
     gs, gr = np.zeros((K, n)), np.zeros((K, n))
     X0, b0 = np.zeros((0, 1, 1)), np.zeros((K, 0))

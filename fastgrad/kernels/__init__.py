@@ -15,7 +15,7 @@ _MODULES = {
               "fast_softplus64"),
     "hlsm": ("hlsm_edge_correction", "hlsm_nll", "hlsm_nll_fast", "hlsm_nll_grad", "hlsm_nll_grad_fast",
              "hlsm_pair_probabilities", "hlsm_nll_fast32", "hlsm_nll_grad_fast32", "hlsm_nll_grad_ext",
-             "hlsm_nll_grad_ext_serial", "hlsm_dyad_correction"),
+             "hlsm_nll_grad_ext_serial", "hlsm_nll_grad_ext_pairs", "hlsm_dyad_correction"),
     "multinomial": ("multinomial_hessian", "multinomial_hessian_csr", "multinomial_loss", "multinomial_loss_csr",
                     "multinomial_loss_grad", "multinomial_loss_grad_csr", "multinomial_proba", "multinomial_proba_csr"),
     "mf": ("mf_block_layout", "mf_block_layout_serial", "mf_block_schedule", "mf_error_sums", "mf_normal_rows",
@@ -33,7 +33,7 @@ _WHERE = {name: mod for mod, names in _MODULES.items() for name in names}
 __all__ = [
     "sigmoid", "softplus", "log_sigmoid", "softplus_sigmoid", "logsumexp",
     "hlsm_nll", "hlsm_nll_grad", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast",
-    "hlsm_edge_correction", "hlsm_nll_grad_ext", "hlsm_nll_grad_ext_serial", "hlsm_dyad_correction", "hlsm_place_nodes", "hlsm_place_objective",
+    "hlsm_edge_correction", "hlsm_nll_grad_ext", "hlsm_nll_grad_ext_serial", "hlsm_nll_grad_ext_pairs", "hlsm_dyad_correction", "hlsm_place_nodes", "hlsm_place_objective",
     "fast_exp", "fast_log1p_unit", "fast_softplus_sigmoid",
     "hlsm_nll_grad_fast32", "hlsm_nll_fast32", "fast_exp_neg", "fast_log1p_small", "fast_softplus64",
     "fast_softplus_sigmoid64", "fast_exp_neg32", "fast_log1p_small32", "fast_softplus32", "fast_softplus_sigmoid32",

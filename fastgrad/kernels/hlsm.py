@@ -23,7 +23,7 @@ from ._twins import serial_twin
 
 __all__ = ["hlsm_nll_grad", "hlsm_nll", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast",
            "hlsm_edge_correction", "hlsm_nll_grad_fast32", "hlsm_nll_fast32", "hlsm_nll_grad_ext",
-           "hlsm_nll_grad_ext_serial", "hlsm_dyad_correction"]
+           "hlsm_nll_grad_ext_serial", "hlsm_nll_grad_ext_pairs", "hlsm_dyad_correction"]
 
 
 @njit(cache=True)
@@ -887,6 +887,91 @@ compiling the parallel kernel's gufunc costs about 2 s more than this one.
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def hlsm_nll_grad_ext_pairs(Y, YT, z, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
+                            grad_z, grad_alpha, grad_s, grad_r, grad_beta):
+    """:func:`hlsm_nll_grad_ext` for undirected layers on one thread, each pair visited once.
+
+    The same arguments, outputs and value (``YT``, ``ro`` and ``XT`` are not read; the
+    sociality effects are ``so``), up to rounding. The row kernels of
+    :func:`hlsm_nll_grad_ext` let the thread owning row ``i`` compute every pair
+    ``(i, j)`` it needs, so an undirected gradient visits each pair twice; here row ``i``
+    visits ``j < i`` only and adds the pair's terms to both ends. Sums run over ``k``,
+    then ``i``, then ``j`` in a fixed order: the result depends on the data only. The
+    front-ends use it for small undirected problems (:func:`fastgrad.hlsm._base.ext_kernel`):
+    half the exponentials and logarithms, and it compiles in a fraction of the time of
+    the row kernel and its serial twin.
+
+    Raises
+    ------
+    ValueError
+        If ``directed``.
+    """
+    if directed:
+        raise ValueError("hlsm_nll_grad_ext_pairs is for undirected layers (directed=False)")
+    K, n, d = z.shape
+    p = X.shape[0]
+    zt = _positions_t(z, 1.0)
+    gzt = np.empty((K, d, n))
+    dist = np.empty(n)
+    eta = np.empty(n)
+    res = np.empty(n)
+    lbuf = np.empty(n)
+    zrow = np.empty(n, dtype=np.int8)    # the ties of the all-non-tie pass
+    for j in range(n):
+        zrow[j] = 0
+    gb = np.empty(max(p, 1))
+    nll = 0.0
+    for k in range(K):
+        a = alpha[k]
+        zk = zt[k]
+        if with_grad:
+            for i in range(n):
+                grad_s[k, i] = 0.0
+                grad_r[k, i] = 0.0
+                for c in range(d):
+                    gzt[k, c, i] = 0.0
+            for q in range(p):
+                gb[q] = 0.0
+        layer_nll = 0.0
+        layer_ga = 0.0
+        for i in range(1, n):
+            dd, ee, rr, ll = dist[:i], eta[:i], res[:i], lbuf[:i]
+            _ext_eta(zk, i, i, a, so[k, i], so[k, :i], dd, ee)
+            for q in range(p):
+                _ext_add_cov(beta[k, q], X[q, i, :i], ee)
+            nl, ga = _ext_residuals(Y[k, i, :i] if ties_from_y else zrow[:i], ee, rr, ll, i)
+            layer_nll += nl
+            layer_ga += ga
+            if not with_grad:
+                continue
+            grad_s[k, i] += ga
+            gsk = grad_s[k]
+            for j in range(i):
+                gsk[j] += rr[j]
+            for q in range(p):
+                gb[q] += _ext_dot(rr, X[q, i, :i])
+            for c in range(d):
+                zic = zk[c, i]
+                xc = zk[c, :i]
+                gc = gzt[k, c]
+                acc = 0.0
+                for j in range(i):
+                    t = rr[j] * (zic - xc[j])
+                    acc += t
+                    gc[j] += 2.0 * t           # d/dz_j of the pair's term: +2 res (z_i - z_j)
+                gc[i] -= 2.0 * acc
+        nll += layer_nll
+        if with_grad:
+            grad_alpha[k] = layer_ga
+            for q in range(p):
+                grad_beta[k, q] = gb[q]
+            for i in range(n):
+                for c in range(d):
+                    grad_z[k, i, c] = gzt[k, c, i]
+    return nll
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _ext_rows(Y, YT, zt, alpha, so, ro, X, XT, beta, directed, ties_from_y, with_grad,
               grad_z, grad_s, grad_r, nll_part, ga_part, gb_part, zrow, task, nblk):
     """Rows ``blk * R .. (blk + 1) * R - 1`` of layer k (``task = k * nblk + blk``) of
@@ -951,6 +1036,20 @@ def compile_ext_rows():
               np.zeros((1, 3, 1)), np.zeros((1, 3)), np.zeros((1, 3)), np.zeros(3), np.zeros(3),
               np.zeros((3, 1), f8), np.zeros(3, i1), np.int64(0), np.int64(1))
     return _ext_rows
+
+
+def compile_ext_pairs():
+    """Compile (or load from the cache) :func:`hlsm_nll_grad_ext_pairs` for the argument types
+    the front-ends pass it (dense int8 layers, C-contiguous float64 arrays): the kernel of a
+    small undirected fit, which the command line's plot process compiles on a first run
+    (see :func:`compile_ext_rows`)."""
+    f8, i1 = np.float64, np.int8
+    z3 = np.zeros((1, 3, 1))
+    hlsm_nll_grad_ext_pairs(np.zeros((1, 3, 3), i1), np.zeros((1, 3, 3), i1), z3, np.zeros(1),
+                            np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((0, 3, 3)), np.zeros((0, 3, 3)),
+                            np.zeros((1, 0)), False, True, True, np.zeros((1, 3, 1)), np.zeros(1, f8),
+                            np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, 0)))
+    return hlsm_nll_grad_ext_pairs
 
 
 def compile_ext_helpers():

@@ -118,29 +118,36 @@ def test_cache_index_lookup_finds_numbas_own_cache_folder():
 
 
 def test_first_run_child_compiles_the_kernel_the_fit_uses(tmp_path):
-    """With an empty cache: compile_ext_rows (what the child runs) gives the one signature
-    of _ext_rows that dense undirected, directed and missing-dyad fits then use, and the
-    cache lookup sees it afterwards."""
+    """With an empty cache: compile_ext_pairs and compile_ext_rows (what the child runs) give
+    the one signature of the pair kernel that dense undirected and missing-dyad fits then
+    use, and of _ext_rows that directed fits use; the cache lookup sees both afterwards, and
+    the command picks the kernel its fit will use."""
     import os
     code = """
 import numpy as np
 from fastgrad import datasets, hlsm
 from fastgrad.hlsm import _plotjob
 from fastgrad.kernels import hlsm as K
-print(_plotjob.first_fit_compiles())
+print(_plotjob.first_fit_compiles("rows"), _plotjob.first_fit_compiles("pairs"))
+K.compile_ext_pairs()
+print(_plotjob.first_fit_compiles("rows"), _plotjob.first_fit_compiles("pairs"))
 K.compile_ext_rows()
-print(_plotjob.first_fit_compiles())
+print(_plotjob.first_fit_compiles("rows"))
 Y, _ = hlsm.simulate(12, 2, random_state=0)[:2]
 Y = np.asarray(Y, float); Y[0, 1, 2] = Y[0, 2, 1] = np.nan
 hlsm.fit(Y, 1.0, max_iter=20, random_state=0)
 D = (np.random.default_rng(0).random((2, 12, 12)) < 0.3).astype(float)
 hlsm.fit(D, 1.0, directed=True, max_iter=20, random_state=0)
-print(len(K._ext_rows.signatures), len(K.hlsm_nll_grad_ext_serial.signatures))
+print(len(K.hlsm_nll_grad_ext_pairs.signatures), len(K._ext_rows.signatures),
+      len(K.hlsm_nll_grad_ext_serial.signatures))
+print(_plotjob.fit_kernel(2 * 12 * 12, False), _plotjob.fit_kernel(2 * 12 * 12, True),
+      _plotjob.fit_kernel(4 * 1000 * 1000, False))
 """
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["True", "False", "1", "1"]
+    assert r.stdout.split() == ["True", "True", "True", "False", "False", "1", "1", "1",
+                                "pairs", "rows", "rows"]
 
 
 def test_first_run_command_compiles_in_the_child_and_writes_the_same_files(tmp_path):
@@ -155,7 +162,9 @@ def test_first_run_command_compiles_in_the_child_and_writes_the_same_files(tmp_p
         assert "_plot.png" in r.stdout
         outs.append(out)
     cache = tmp_path / "cache"
-    assert any(p.name.startswith("hlsm._ext_rows-") for p in cache.rglob("*.nbi"))
+    # florentine is small and undirected: the child compiled the pair kernel, nothing compiled _ext_rows
+    assert any(p.name.startswith("hlsm.hlsm_nll_grad_ext_pairs-") for p in cache.rglob("*.nbi"))
+    assert not any(p.name.startswith("hlsm._ext_rows-") for p in cache.rglob("*.nbi"))
     for name in ("hlsm_florentine_positions.csv", "hlsm_florentine_plot.png"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
 

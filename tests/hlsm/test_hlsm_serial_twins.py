@@ -7,7 +7,7 @@ import pytest
 from fastgrad import _threads
 from fastgrad.hlsm._base import ext_kernel
 from fastgrad.kernels import (hlsm_encode_layers, hlsm_encode_layers_serial, hlsm_nll_grad_ext,
-                              hlsm_nll_grad_ext_serial)
+                              hlsm_nll_grad_ext_pairs, hlsm_nll_grad_ext_serial)
 
 
 def _layers(rng, K, n, directed):
@@ -115,12 +115,76 @@ def test_ext_serial_twin_is_identical(directed, with_grad, ties_from_y):
 
 def test_front_ends_pick_the_serial_twin_for_one_thread_calls():
     assert ext_kernel(_threads.SMALL_WORK - 1) is hlsm_nll_grad_ext_serial
+    # small undirected problems: the pair kernel, whatever the thread count
+    assert ext_kernel(_threads.SMALL_WORK - 1, directed=False) is hlsm_nll_grad_ext_pairs
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
         assert ext_kernel(10 * _threads.SMALL_WORK) is hlsm_nll_grad_ext_serial
+        assert ext_kernel(10 * _threads.SMALL_WORK, directed=False) is hlsm_nll_grad_ext_serial
+        assert ext_kernel(_threads.SMALL_WORK - 1, directed=False) is hlsm_nll_grad_ext_pairs
         if numba.config.NUMBA_NUM_THREADS > 1:
             numba.set_num_threads(2)
             assert ext_kernel(10 * _threads.SMALL_WORK) is hlsm_nll_grad_ext
+            assert ext_kernel(10 * _threads.SMALL_WORK, directed=False) is hlsm_nll_grad_ext
     finally:
         numba.set_num_threads(old)
+
+
+@pytest.mark.parametrize("ties_from_y", [True, False])
+@pytest.mark.parametrize("with_grad", [True, False])
+@pytest.mark.parametrize("p", [0, 2])
+def test_pair_kernel_matches_the_row_kernel(ties_from_y, with_grad, p):
+    """hlsm_nll_grad_ext_pairs (each pair once, both ends updated) against the row kernel
+    (each row's own sums), undirected, with sociality effects, covariates and missing dyads;
+    outputs the kernels do not write stay untouched."""
+    rng = np.random.default_rng(4)
+    K, n, d = 3, 37, 3
+    Y = _encode(hlsm_encode_layers_serial, _layers(rng, K, n, False), False)[0]
+    miss = np.triu(rng.random((K, n, n)) < 0.05, 1)
+    Y[miss | miss.transpose(0, 2, 1)] = -1
+    z = rng.standard_normal((K, n, d))
+    alpha = rng.standard_normal(K)
+    g = rng.standard_normal((K, n))
+    X = rng.standard_normal((p, n, n))
+    X = X + X.transpose(0, 2, 1)
+    beta = rng.standard_normal((K, p))
+    res = []
+    for f in (hlsm_nll_grad_ext_serial, hlsm_nll_grad_ext_pairs):
+        out = [np.full_like(z, 9.0), np.full(K, 9.0), np.full((K, n), 9.0), np.full((K, n), 9.0),
+               np.full((K, p), 9.0)]
+        res.append([f(Y, Y, z, alpha, g, g, X, X, beta, False, ties_from_y, with_grad, *out)] + out)
+    for a, b in zip(*res):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    assert res[1][0] > 0 and (not with_grad or np.abs(res[1][1]).max() > 1e-3)
+    with pytest.raises(ValueError, match="undirected"):
+        hlsm_nll_grad_ext_pairs(Y, Y, z, alpha, g, g, X, X, beta, True, ties_from_y, with_grad, *res[1][1:])
+
+
+def test_pair_kernel_gradient_is_the_finite_difference():
+    rng = np.random.default_rng(5)
+    K, n, d, p = 2, 9, 2, 1
+    Y = _encode(hlsm_encode_layers_serial, _layers(rng, K, n, False), False)[0]
+    Y[0, 2, 5] = Y[0, 5, 2] = -1
+    z, alpha, g = rng.standard_normal((K, n, d)), rng.standard_normal(K), rng.standard_normal((K, n))
+    X = rng.standard_normal((p, n, n))
+    X = X + X.transpose(0, 2, 1)
+    beta = rng.standard_normal((K, p))
+    out = [np.empty_like(z), np.empty(K), np.empty((K, n)), np.empty((K, n)), np.empty((K, p))]
+    hlsm_nll_grad_ext_pairs(Y, Y, z, alpha, g, g, X, X, beta, False, True, True, *out)
+    nogr = [np.empty_like(a) for a in out]
+
+    def f(z_, a_, g_, b_):
+        return hlsm_nll_grad_ext_pairs(Y, Y, z_, a_, g_, g_, X, X, b_, False, True, False, *nogr)
+    h = 1e-6
+    for x, grad, pos in ((z, out[0], 0), (alpha, out[1], 1), (g, out[2], 2), (beta, out[4], 3)):
+        fd = np.empty_like(x)
+        for idx in np.ndindex(x.shape):
+            args = [z, alpha, g, beta]
+            up, dn = x.copy(), x.copy()
+            up[idx] += h
+            dn[idx] -= h
+            fd[idx] = (f(*[up if q == pos else a for q, a in enumerate(args)])
+                       - f(*[dn if q == pos else a for q, a in enumerate(args)])) / (2 * h)
+        np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6)
+    assert np.all(out[3] == 0.0)                   # undirected: no receiver gradient
