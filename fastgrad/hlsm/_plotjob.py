@@ -176,7 +176,7 @@ def _serve(precompile=False):
     if precompile:
         try:
             from ..kernels import hlsm as kernels
-            getattr(kernels, _PRECOMPILE["rows" if precompile is True else precompile][1])()
+            getattr(kernels, _PRECOMPILE[precompile][1])()      # start() passes "rows" or "pairs"
             print("compiled ok", flush=True)
         except Exception as exc:  # the parent then compiles it itself
             print(f"compiled failed {type(exc).__name__}: {exc}", flush=True)

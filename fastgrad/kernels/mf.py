@@ -332,7 +332,7 @@ def _sgd_update(u, i, r, mu, bu, bi, P, Q, lr, reg, reg_bias, upd_u, upd_i):
     shrink = bt(1.0 - lr * reg)
     le = lb * e
     e64 = np.float64(e)
-    sq = e64 * e64        # here, before the branches: the caller's sum does not fuse it into an FMA
+    sq = e64 * e64        # the caller's running sum may fuse this product into an FMA
     if upd_u and upd_i:
         bu[u] = a + lb * (e - rb * a)
         bi[i] = b + lb * (e - rb * b)
