@@ -826,6 +826,27 @@ class _Frame:
                 np.take(src, rows, axis=0, out=dst)
         return out
 
+    def initial(self, bu, bi, P, Q, seed, std, n_threads):
+        """The starting parameters in the working frame: ``bu, bi`` (zeros) and the factors
+        :func:`_init_factors` draws from ``seed`` (row ``r`` of ``P`` from stream ``r``, of
+        ``Q`` from stream ``n_users + r``), drawn straight into the working rows
+        (:func:`~fastgrad.kernels.mf.mf_normal_rows_at`) instead of drawn and gathered.
+        ``P, Q`` are filled only when there are no working copies."""
+        from ..kernels.mf import mf_normal_rows_at
+        nu, k = P.shape
+        ni = Q.shape[0]
+        if not self.copies:
+            P[...], Q[...] = _init_factors(seed, nu, ni, k, std, n_threads, P.dtype)
+            return bu, bi, P, Q
+        # one buffer, one parallel draw; every row starts on a 64-byte line (also Q's first)
+        PQ = _padded_rows(nu + ni, k, P.dtype) if self.pad else np.empty((nu + ni, k), P.dtype)
+        streams = np.empty(nu + ni, dtype=np.int64)
+        streams[:nu] = np.arange(nu) if self.uo is None else self.uo
+        streams[nu:] = nu + (np.arange(ni) if self.io is None else self.io)
+        with _numba_threads(_threads_for(nu * k + ni * k, n_threads, _SMALL_DRAWS)):
+            mf_normal_rows_at(PQ[:, :k], seed, streams, 0.0, std)
+        return bu.copy(), bi.copy(), PQ[:nu], PQ[nu:]
+
     def scatter(self, work, bu, bi, P, Q):
         """Write the working-frame parameters ``work`` back into ``bu, bi, P, Q``."""
         if not self.copies:
@@ -1027,7 +1048,10 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
     rng = check_random_state(random_state)
 
     mu = float(r.mean())
-    P, Q = _init_factors(int(rng.integers(_SEED_HIGH)), nu, ni, n_factors, init_std, n_threads, dtype)
+    init_seed = int(rng.integers(_SEED_HIGH))
+    # filled at the end (or for a callback) from the working copies; drawn there
+    P = np.empty((nu, n_factors), dtype=dtype)
+    Q = np.empty((ni, n_factors), dtype=dtype)
     bu = np.zeros(nu, dtype=dtype)
     bi = np.zeros(ni, dtype=dtype)
     params = dict(n_factors=n_factors, n_epochs=n_epochs, lr=lr, reg=reg, reg_bias=reg_bias,
@@ -1061,7 +1085,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         # epochs, metrics and snapshots all run in the trainer's row frame: the parameters
         # are gathered once here and scattered back only for callbacks and at the end
         frame = _Frame(trainer, pad=client is None)
-        work = frame.gather(bu, bi, P, Q)
+        work = frame.initial(bu, bi, P, Q, init_seed, init_std, n_threads)
         if train_metrics == "exact":
             uu_w, ii_w = frame.rows(uu, ii)
         if val is not None:

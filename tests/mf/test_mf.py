@@ -349,6 +349,37 @@ def test_normal_rows_are_standard_normal_and_thread_independent():
     assert np.all(c == 0.5)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_normal_rows_at_streams_equal_the_rows_they_name(rng, dtype):
+    """Rows drawn straight into a permuted, padded copy equal the plain draw's rows."""
+    from fastgrad.kernels import mf_normal_rows_at
+    full = np.empty((50, 9), dtype=dtype)
+    mf_normal_rows(full, 11, 0, 0.0, 0.2)
+    streams = rng.permutation(50)[:31]
+    padded = np.zeros((31, 16), dtype=dtype)
+    for n_threads in (1, 2):
+        padded[:, :9] = -1.0
+        with mf._model._numba_threads(n_threads):
+            mf_normal_rows_at(padded[:, :9], 11, streams, 0.0, 0.2)
+        np.testing.assert_array_equal(padded[:, :9], full[streams])
+        assert np.all(padded[:, 9:] == 0)                  # the pad is not touched
+
+
+def test_fit_draws_its_start_in_the_working_frame(rng):
+    """n_epochs=0 returns the start: the factors of the plain draw, whatever the frame."""
+    u, i, r, _ = mf.simulate(n_users=60, n_items=45, n_ratings=1500, n_factors=2, random_state=3)
+    for kw in (dict(n_threads=1), dict(n_threads=2, n_blocks=3), dict(n_threads=2, n_blocks=4)):
+        m = mf.fit(u, i, r, n_factors=5, n_epochs=0, init_std=0.3, random_state=9, **kw)
+        seed = int(np.random.default_rng(9).integers(2**63 - 1))
+        P = np.empty((m.n_users, 5))
+        Q = np.empty((m.n_items, 5))
+        mf_normal_rows(P, seed, 0, 0.0, 0.3)
+        mf_normal_rows(Q, seed, m.n_users, 0.0, 0.3)
+        np.testing.assert_array_equal(m.P, P)
+        np.testing.assert_array_equal(m.Q, Q)
+        assert not m.user_bias.any() and not m.item_bias.any()
+
+
 def test_predict_and_error_kernels_against_numpy(rng):
     bu, bi, P, Q = _params(rng)
     users = np.array([0, 6, -1, 2, -1, 4])

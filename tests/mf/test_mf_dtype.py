@@ -106,11 +106,13 @@ def test_only_the_dtype_used_is_compiled():
         u, i, r, _ = mf.simulate(n_users=50, n_items=40, n_ratings=800, n_factors=2, random_state=0)
         mf.fit(u, i, r, n_factors=3, n_epochs=2, dtype=np.float32, n_threads=1)
         mf.fit(u, i, r, n_factors=3, n_epochs=2, dtype=np.float32, n_threads=1, n_blocks=2)
-        for fn in (K.mf_sgd_epoch, K.mf_sgd_epoch_blocked, K.mf_normal_rows):
+        for fn in (K.mf_sgd_epoch, K.mf_sgd_epoch_blocked, K.mf_normal_rows_at):
             sigs = [str(s) for s in fn.signatures]
             assert sigs, fn
             assert all("Array(float64, 2" not in s for s in sigs), sigs
             assert any("Array(float32, 2" in s for s in sigs), sigs
+        # the factors are drawn straight into the working rows: no plain draw as well
+        assert not K.mf_normal_rows.signatures
         # small data: the serial layout runs, the parallel one is not compiled at all
         assert K.mf_block_layout_serial.signatures and not K.mf_block_layout.signatures
         print("ok")
@@ -140,3 +142,22 @@ def test_epoch_with_prefetching_matches_reference(dtype, python_epoch):
     assert sse == pytest.approx(sse_ref, rel=max(tol, 1e-10))
     for x, y in zip(got, ref):
         np.testing.assert_allclose(x, y, atol=tol)
+
+
+def test_float32_penalty_is_close_to_the_float64_sum():
+    """Row norms of float32 factors are summed in float32, rows in float64: ~1e-7 relative."""
+    from fastgrad.kernels import mf_penalty
+    from fastgrad.mf._model import _padded_rows
+    rng = np.random.default_rng(4)
+    nu, ni, k = 90, 70, 37                     # a partial last chunk, padded rows
+    P = _padded_rows(nu, k, np.float32)
+    Q = _padded_rows(ni, k, np.float32)
+    P[:, :k] = rng.normal(0, 0.3, (nu, k))
+    Q[:, :k] = rng.normal(0, 0.3, (ni, k))
+    bu = rng.normal(0, 0.5, nu).astype(np.float32)
+    bi = rng.normal(0, 0.5, ni).astype(np.float32)
+    cu, ci = rng.integers(0, 40, nu), rng.integers(1, 40, ni)
+    want = (np.sum(cu * (0.05 * (P.astype(float) ** 2).sum(1) + 0.02 * bu.astype(float) ** 2))
+            + np.sum(ci * (0.05 * (Q.astype(float) ** 2).sum(1) + 0.02 * bi.astype(float) ** 2)))
+    got = mf_penalty(bu, bi, P, Q, cu, ci, 0.05, 0.02)
+    assert got == pytest.approx(want, rel=1e-6)
