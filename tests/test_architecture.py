@@ -171,3 +171,16 @@ def test_a_kernel_import_builds_only_its_own_module():
     first, second = out.splitlines()
     assert first == str(["fastgrad.kernels._math", "fastgrad.kernels._twins", "fastgrad.kernels.hlsm"])
     assert second.split() == ["True", "True"]
+
+
+def test_every_kernel_module_lists_exactly_its_kernels():
+    """``kernels._MODULES`` (the package's one list) against each module's own ``__all__``."""
+    import importlib
+
+    import fastgrad.kernels as K
+    for mod, names in K._MODULES.items():
+        m = importlib.import_module(f"fastgrad.kernels.{mod}")
+        assert set(names) <= set(dir(m)), (mod, set(names) - set(dir(m)))
+        own = set(getattr(m, "__all__", names)) - set(K._DEPRECATED)
+        assert own == set(names), (mod, own ^ set(names))
+    assert len(K.__all__) == len(set(K.__all__))

@@ -11,7 +11,7 @@ from numba import njit
 
 __all__ = ["sigmoid", "softplus", "log_sigmoid", "softplus_sigmoid", "logsumexp",
            "fast_exp", "fast_log1p_unit", "fast_softplus_sigmoid", "fast_exp_neg", "fast_log1p_small",
-           "fast_softplus_v2", "fast_softplus_sigmoid_v2", "fast_exp_neg32", "fast_log1p_small32", "fast_softplus32",
+           "fast_softplus64", "fast_softplus_sigmoid64", "fast_exp_neg32", "fast_log1p_small32", "fast_softplus32",
            "fast_softplus_sigmoid32"]
 
 
@@ -340,7 +340,7 @@ def fast_log1p_small32(e):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def fast_softplus_sigmoid32(x):
-    """float32 ``(softplus(x), sigmoid(x))`` for a float32 ``x`` (see :func:`fast_softplus_sigmoid_v2`)."""
+    """float32 ``(softplus(x), sigmoid(x))`` for a float32 ``x`` (see :func:`fast_softplus_sigmoid64`)."""
     e = fast_exp_neg32(-abs(x))
     inv = _F1 / (_F1 + e)
     sp = max(x, _F0) + fast_log1p_small32(e)
@@ -350,7 +350,7 @@ def fast_softplus_sigmoid32(x):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def fast_softplus32(x):
-    """float32 ``softplus(x)`` for a float32 ``x`` (see :func:`fast_softplus_v2`)."""
+    """float32 ``softplus(x)`` for a float32 ``x`` (see :func:`fast_softplus64`)."""
     return max(x, _F0) + fast_log1p_small32(fast_exp_neg32(-abs(x)))
 
 

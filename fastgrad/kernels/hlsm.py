@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._math import fast_softplus_sigmoid32, fast_softplus_sigmoid_v2, softplus, softplus_sigmoid
+from ._math import fast_softplus_sigmoid32, fast_softplus_sigmoid64, softplus, softplus_sigmoid
 from ._twins import serial_twin
 
 __all__ = ["hlsm_nll_grad", "hlsm_nll", "hlsm_pair_probabilities", "hlsm_nll_grad_fast", "hlsm_nll_fast",
@@ -223,7 +223,7 @@ def _softplus_sigmoid_t(x):  # pragma: no cover - typed by the overload below
 def _ov_softplus_sigmoid_t(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x: fast_softplus_sigmoid32(x)
-    return lambda x: fast_softplus_sigmoid_v2(x)
+    return lambda x: fast_softplus_sigmoid64(x)
 
 
 def _softplus_t(x):  # pragma: no cover - typed by the overload below
@@ -234,7 +234,7 @@ def _softplus_t(x):  # pragma: no cover - typed by the overload below
 def _ov_softplus_t(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x: fast_softplus_sigmoid32(x)[0]  # (the unused sigmoid is dead code)
-    return lambda x: fast_softplus_sigmoid_v2(x)[0]
+    return lambda x: fast_softplus_sigmoid64(x)[0]
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -773,7 +773,7 @@ def _ext_residuals(yrow, eta, rbuf, lbuf, i):
     (0 for missing dyads, ``y_j < 0``, and for j == i); returns the sums of both."""
     for j in range(eta.shape[0]):
         e = eta[j]
-        sp, s = fast_softplus_sigmoid_v2(e)
+        sp, s = fast_softplus_sigmoid64(e)
         y = float(yrow[j])
         obs = (y >= 0.0) & (j != i)
         rbuf[j] = s - y if obs else 0.0
