@@ -1049,7 +1049,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
 
     mu = float(r.mean())
     init_seed = int(rng.integers(_SEED_HIGH))
-    # filled at the end (or for a callback) from the working copies; drawn there
+    # filled from the working copies at the end (and for a callback); see _Frame.initial
     P = np.empty((nu, n_factors), dtype=dtype)
     Q = np.empty((ni, n_factors), dtype=dtype)
     bu = np.zeros(nu, dtype=dtype)
@@ -1083,7 +1083,7 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
             trainer = make_trainer(client, uu, ii, r, nu, ni, rng, n_blocks, shuffle=shuffle)
         params["n_blocks"] = trainer.n_blocks
         # epochs, metrics and snapshots all run in the trainer's row frame: the parameters
-        # are gathered once here and scattered back only for callbacks and at the end
+        # start there and are scattered back only for callbacks and at the end
         frame = _Frame(trainer, pad=client is None)
         work = frame.initial(bu, bi, P, Q, init_seed, init_std, n_threads)
         if train_metrics == "exact":
