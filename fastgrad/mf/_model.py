@@ -994,9 +994,10 @@ def fit(users, items=None, ratings=None, *, n_factors=100, n_epochs=20, lr=0.005
         of workers and the fit equals the local one with the same ``n_blocks``.
     dtype : {numpy.float64, numpy.float32}, default=numpy.float64
         Storage of the factors and biases (``P, Q, user_bias, item_bias``). With
-        float32 the SGD steps (their errors included) and the dot products of
-        predictions run in float32 (about half the memory traffic), while the loss
-        sums and the predictions' other terms are float64; the
+        float32 the SGD steps (their errors included), the dot products of
+        predictions and the penalty's squared row norms run in float32 (about half
+        the memory traffic), while the loss sums and the predictions' other terms
+        are float64; the
         held-out RMSE is that of float64 up to SGD noise. Only the kernels of the
         dtype used are compiled. Not available with ``client``.
     shuffle : {"once", "epoch"}, default="once"
