@@ -854,9 +854,9 @@ def _penalty_side(total, X, b, cnt, rows, reg, reg_bias):
 
     ``||X[w]||^2`` is taken in ``X``'s dtype, as the SGD step's dot products are (float32
     rows of 100 factors: 32 partial sums of 3-4 squares each, a relative error of order 1e-7
-    per row and 1e-9 over a model); widened to float64 it took 2.4x as long, and the
-    per-epoch objective took 1.04 ms of a 28.5 ms float32 ML-100k fit on 2 threads (AMD
-    EPYC, Zen 4), 0.48 ms now."""
+    per row and 1e-9 over a model). Widened to float64 it took 2.4x as long: the per-epoch
+    objective of a 28.5 ms float32 ML-100k fit on 2 threads (AMD EPYC, Zen 4) took 1.04 ms
+    that way, 0.48 ms this way."""
     for r in range(cnt.shape[0]):
         c = cnt[r]
         if c == 0:

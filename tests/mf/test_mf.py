@@ -359,7 +359,7 @@ def test_normal_rows_at_streams_equal_the_rows_they_name(rng, dtype):
     padded = np.zeros((31, 16), dtype=dtype)
     for n_threads in (1, 2):
         padded[:, :9] = -1.0
-        with mf._model._numba_threads(n_threads):
+        with _numba_threads(n_threads):
             mf_normal_rows_at(padded[:, :9], 11, streams, 0.0, 0.2)
         np.testing.assert_array_equal(padded[:, :9], full[streams])
         assert np.all(padded[:, 9:] == 0)                  # the pad is not touched
