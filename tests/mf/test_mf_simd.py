@@ -131,3 +131,26 @@ def test_fit_on_padded_working_rows_is_bitwise_the_unpadded_fit(monkeypatch, dty
         assert np.array_equal(getattr(padded, name), getattr(plain, name)), name
     assert padded.objective == plain.objective
     assert padded.P.shape == (80, 37) and padded.P.flags.c_contiguous
+
+
+def test_sgd_kernels_inline_the_row_operations():
+    # an out-of-line row_step cost a third of every SGD step (arguments on the stack and
+    # reference counting per call): the compiled kernels must not call into _simd at all
+    import re
+
+    import numba
+
+    from fastgrad.kernels import mf as K
+    n = 6
+    u = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    r = np.ones(n, np.float32)
+    for dtype in (np.float32, np.float64):
+        P = np.zeros((3, 20), dtype)
+        b = np.zeros(3, dtype)
+        for kernel, args in ((K.mf_sgd_epoch, (u, u, r, 1.0, b, b, P, P.copy(), 0.01, 0.1, 0.1)),
+                             (K.mf_penalty, (b, b, P, P, u[:3], u[:3], 0.1, 0.1))):
+            fresh = numba.njit(fastmath=K._FASTMATH)(kernel.py_func)   # cached code has no IR
+            fresh(*args)
+            ir = fresh.inspect_llvm(fresh.signatures[0])
+            callees = set(re.findall(r"call [^@(]*@\"?([\w.$]+)", ir))
+            assert callees and not [c for c in callees if "_simd" in c], (kernel, dtype, callees)
