@@ -581,14 +581,27 @@ def _penalty(model, cu, ci):
                       np.arange(model.P.shape[0], dtype=np.int32), np.arange(model.Q.shape[0], dtype=np.int32))
 
 
-def _init_factors(seed, n_users, n_items, n_factors, std, n_threads, dtype=np.float64):
+def _init_factors(seed, n_users, n_items, n_factors, std, n_threads, dtype=np.float64, *,
+                  user_order=None, item_order=None, pad=False):
     """Initial ``P, Q``: independent ``N(0, std^2)`` entries drawn in parallel from ``seed``
     (:func:`~fastgrad.kernels.mf.mf_normal_rows`; user rows are streams ``0..n_users-1``, item
-    rows the next ones), the same for any thread count; drawn in float64, stored in ``dtype``."""
-    from ..kernels.mf import mf_normal_rows
-    PQ = np.empty((n_users + n_items, n_factors), dtype=dtype)
-    with _numba_threads(_threads_for(PQ.size, n_threads, _SMALL_DRAWS)):
-        mf_normal_rows(PQ, seed, 0, 0.0, std)        # one parallel region for both
+    rows the next ones), the same for any thread count; drawn in float64, stored in ``dtype``.
+
+    With ``user_order``/``item_order`` (row ``w`` holds original row ``order[w]``) or ``pad``
+    (rows padded to whole vectors, :func:`_padded_rows`) the same draws go straight into the
+    relabelled or padded rows (:func:`~fastgrad.kernels.mf.mf_normal_rows_at`)."""
+    from ..kernels.mf import mf_normal_rows, mf_normal_rows_at
+    n = n_users + n_items
+    # one buffer, one parallel region for both; padded, every row starts on a 64-byte line
+    PQ = _padded_rows(n, n_factors, dtype) if pad else np.empty((n, n_factors), dtype=dtype)
+    with _numba_threads(_threads_for(n * n_factors, n_threads, _SMALL_DRAWS)):
+        if user_order is None and item_order is None and not pad:
+            mf_normal_rows(PQ, seed, 0, 0.0, std)
+        else:
+            streams = np.empty(n, dtype=np.int64)
+            streams[:n_users] = np.arange(n_users) if user_order is None else user_order
+            streams[n_users:] = n_users + (np.arange(n_items) if item_order is None else item_order)
+            mf_normal_rows_at(PQ[:, :n_factors], seed, streams, 0.0, std)
     return PQ[:n_users], PQ[n_users:]
 
 
@@ -828,24 +841,15 @@ class _Frame:
 
     def initial(self, bu, bi, P, Q, seed, std, n_threads):
         """The starting parameters in the working frame: ``bu, bi`` (zeros) and the factors
-        :func:`_init_factors` draws from ``seed`` (row ``r`` of ``P`` from stream ``r``, of
-        ``Q`` from stream ``n_users + r``), drawn straight into the working rows
-        (:func:`~fastgrad.kernels.mf.mf_normal_rows_at`) instead of drawn and gathered.
-        ``P, Q`` are filled only when there are no working copies."""
-        from ..kernels.mf import mf_normal_rows_at
+        of :func:`_init_factors`, drawn straight into the working rows instead of drawn and
+        gathered. ``P, Q`` are filled only when there are no working copies."""
         nu, k = P.shape
-        ni = Q.shape[0]
+        P0, Q0 = _init_factors(seed, nu, Q.shape[0], k, std, n_threads, P.dtype,
+                               user_order=self.uo, item_order=self.io, pad=self.pad)
         if not self.copies:
-            P[...], Q[...] = _init_factors(seed, nu, ni, k, std, n_threads, P.dtype)
+            P[...], Q[...] = P0, Q0
             return bu, bi, P, Q
-        # one buffer, one parallel draw; every row starts on a 64-byte line (also Q's first)
-        PQ = _padded_rows(nu + ni, k, P.dtype) if self.pad else np.empty((nu + ni, k), P.dtype)
-        streams = np.empty(nu + ni, dtype=np.int64)
-        streams[:nu] = np.arange(nu) if self.uo is None else self.uo
-        streams[nu:] = nu + (np.arange(ni) if self.io is None else self.io)
-        with _numba_threads(_threads_for(nu * k + ni * k, n_threads, _SMALL_DRAWS)):
-            mf_normal_rows_at(PQ[:, :k], seed, streams, 0.0, std)
-        return bu.copy(), bi.copy(), PQ[:nu], PQ[nu:]
+        return bu.copy(), bi.copy(), P0, Q0
 
     def scatter(self, work, bu, bi, P, Q):
         """Write the working-frame parameters ``work`` back into ``bu, bi, P, Q``."""
